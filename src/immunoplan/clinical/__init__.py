@@ -1,0 +1,1 @@
+"""immunoplan.clinical"""
