@@ -1,0 +1,12 @@
+"""Route modules; each exposes ``router`` and guards every route with one permission of the role matrix."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include_all(app: FastAPI) -> None:
+    from immunoplan.web.routes import session
+
+    for module in (session,):
+        app.include_router(module.router)

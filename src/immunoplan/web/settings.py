@@ -1,0 +1,24 @@
+"""Web application settings (environment variables ``IMMUNOPLAN_*`` or arguments to `create_app`)."""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WebSettings(BaseSettings):
+    """Operational settings; none of them is a clinical number."""
+
+    model_config = SettingsConfigDict(env_prefix="IMMUNOPLAN_", extra="ignore")
+
+    db: str = Field("var/immunoplan.sqlite", description="registry database: a SQLite path or SQLAlchemy URL")
+    secret_key: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32), description="cookie signing key"
+    )
+    session_max_age_s: int = Field(8 * 3600, ge=60, description="session lifetime (one clinic day)")
+    cookie_secure: bool = Field(False, description="send cookies only over HTTPS (set behind TLS)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins allowed per user/address per window")
+    login_window_s: int = Field(15 * 60, ge=1, description="login rate-limit window")
+    fast_password_hashing: bool = Field(False, description="minimal argon2 cost: tests only")
