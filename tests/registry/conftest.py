@@ -67,8 +67,9 @@ class PgServer:
         import psycopg
 
         name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return name
 
@@ -76,8 +77,10 @@ class PgServer:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL tests skipped: no initdb in {PG_BIN} (install postgresql-15: "
-                    "scripts/install-test-deps.sh)")
+        pytest.skip(
+            f"PostgreSQL tests skipped: no initdb in {PG_BIN} (install postgresql-15: "
+            "scripts/install-test-deps.sh)"
+        )
     server = PgServer()
     server.start()
     try:

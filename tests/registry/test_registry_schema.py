@@ -32,8 +32,16 @@ def test_exact_decimal_round_trips(registry):
         c = Course(patient_id=p.id, kind="SCIT", target_dose=Decimal("100000"))
         s.add(c)
         s.flush()
-        s.add(Injection(course_id=c.id, patient_id=p.id, given_at=datetime(2025, 1, 2, 9, tzinfo=UTC),
-                        dose=Decimal("0.0000001"), dose_unit="mL", volume_ml=Decimal("0.10")))
+        s.add(
+            Injection(
+                course_id=c.id,
+                patient_id=p.id,
+                given_at=datetime(2025, 1, 2, 9, tzinfo=UTC),
+                dose=Decimal("0.0000001"),
+                dose_unit="mL",
+                volume_ml=Decimal("0.10"),
+            )
+        )
     with registry.session() as s:
         inj = s.scalar(select(Injection))
         assert inj.dose == Decimal("0.0000001") and isinstance(inj.dose, Decimal)
@@ -49,7 +57,9 @@ def test_audit_records_insert_and_update_with_before_after(registry):
     with registry.session() as s:
         rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
     assert [(r.actor, r.action, r.table_name) for r in rows] == [
-        ("nurse.kim", "insert", "patients"), ("dr.lee", "update", "patients")]
+        ("nurse.kim", "insert", "patients"),
+        ("dr.lee", "update", "patients"),
+    ]
     assert rows[0].after["pseudo_id"] == "P-aud" and rows[0].use_case == "test"
     assert rows[1].before == {"sex": "female"} and rows[1].after == {"sex": "male"}
     assert rows[1].at is not None
