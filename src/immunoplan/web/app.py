@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from immunoplan import __version__
 from immunoplan.errors import InvalidInput
@@ -87,6 +88,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request.headers.get("hx-request"):
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_api(request) or exc.status_code < 400:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        title = "Not found" if exc.status_code == 404 else f"Error {exc.status_code}"
+        return render(
+            request, "error.html", {"title": title, "message": str(exc.detail)}, status_code=exc.status_code
+        )
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
@@ -165,3 +175,12 @@ def create_app(
     include_all(app)
     templates.env.globals["version"] = __version__
     return app
+
+
+def all_routes(app: FastAPI) -> list[Any]:
+    """Every route of the app, with included routers flattened (FastAPI >= 0.16x wraps them lazily)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI keeps routes flat
+        return list(app.routes)
+    return [ctx.original_route for ctx in iter_route_contexts(app.routes)]

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def include_all(app: FastAPI) -> None:
-    from immunoplan.web.routes import session
+    from immunoplan.web.routes import patients, session
 
-    for module in (session,):
+    for module in (session, patients):
         app.include_router(module.router)

@@ -1,0 +1,211 @@
+"""Read-side queries for the pages: patient list with due/late flags, timeline and trend series.
+
+Reads only (the registry models of ``immunoplan.registry.models``); every write goes through the service layer
+inside ``Registry.transaction(actor)`` so the audit trail names the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from immunoplan.registry import models as m
+
+PAGE_SIZE = 50
+
+
+def due_flag(next_due_on: date | None, today: date) -> str | None:
+    """``late`` when the scheduled dose date has passed, ``due`` on the day itself (no clinical threshold)."""
+    if next_due_on is None:
+        return None
+    if next_due_on < today:
+        return "late"
+    if next_due_on == today:
+        return "due"
+    return None
+
+
+@dataclass
+class PatientRow:
+    id: int
+    pseudo_id: str
+    display_name: str | None
+    age_years: int | None
+    sex: str
+    next_due_on: date | None
+    flag: str | None
+    active_courses: list[str] = field(default_factory=list)
+
+
+def age_years(patient: m.Patient, on: date) -> int | None:
+    if patient.birth_date is not None:
+        b = patient.birth_date
+        return on.year - b.year - ((on.month, on.day) < (b.month, b.day))
+    return patient.age_years
+
+
+def patient_list(s: Session, q: str, today: date, only_flagged: bool = False) -> list[PatientRow]:
+    """Patients matching ``q`` (pseudonym or name), earliest due first, with due/late flags."""
+    stmt = select(m.Patient)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        stmt = stmt.where(
+            or_(func.lower(m.Patient.pseudo_id).like(like), func.lower(m.Patient.display_name).like(like))
+        )
+    patients = s.scalars(stmt.order_by(m.Patient.pseudo_id).limit(PAGE_SIZE * 10)).all()
+    ids = [p.id for p in patients]
+    courses: dict[int, list[m.Course]] = {}
+    if ids:
+        for c in s.scalars(
+            select(m.Course).where(m.Course.patient_id.in_(ids), m.Course.status.in_(("planned", "active")))
+        ):
+            courses.setdefault(c.patient_id, []).append(c)
+    rows = []
+    for p in patients:
+        cs = courses.get(p.id, [])
+        dues = [c.next_due_on for c in cs if c.next_due_on is not None]
+        nxt = min(dues) if dues else None
+        flag = due_flag(nxt, today)
+        if only_flagged and flag is None:
+            continue
+        rows.append(
+            PatientRow(
+                p.id,
+                p.pseudo_id,
+                p.display_name,
+                age_years(p, today),
+                p.sex,
+                nxt,
+                flag,
+                [f"{c.kind} {c.allergen or c.drug or ''}".strip() for c in cs],
+            )
+        )
+    rows.sort(key=lambda r: (r.next_due_on is None, r.next_due_on or date.max, r.pseudo_id))
+    return rows[:PAGE_SIZE]
+
+
+@dataclass
+class TimelineEvent:
+    at: datetime | date
+    kind: str
+    title: str
+    detail: str = ""
+    href: str | None = None
+
+    @property
+    def sort_key(self) -> datetime:
+        if isinstance(self.at, datetime):
+            return self.at.replace(tzinfo=None)
+        return datetime.combine(self.at, datetime.min.time())
+
+
+def _fmt_num(x: Any) -> str:
+    if x is None:
+        return ""
+    text = format(x, "f") if not isinstance(x, float) else f"{x:g}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
+    """Everything that happened to a patient, newest first."""
+    ev: list[TimelineEvent] = []
+    for a in s.scalars(select(m.RiskAssessment).where(m.RiskAssessment.patient_id == patient_id)):
+        ev.append(
+            TimelineEvent(
+                a.assessed_at,
+                "assessment",
+                f"Assessment: risk {a.risk_tier or '?'}",
+                a.advice or "",
+                f"/patients/{patient_id}/assessments/{a.id}",
+            )
+        )
+    for c in s.scalars(select(m.Course).where(m.Course.patient_id == patient_id)):
+        title = f"Course planned: {c.kind} {c.allergen or c.drug or ''}".strip()
+        if c.with_omalizumab:
+            title += f" with omalizumab ({c.omalizumab_timing})"
+        ev.append(
+            TimelineEvent(
+                c.created_at, "course", title, f"status {c.status}", f"/patients/{patient_id}/courses/{c.id}"
+            )
+        )
+    for i in s.scalars(select(m.Injection).where(m.Injection.patient_id == patient_id)):
+        ev.append(
+            TimelineEvent(
+                i.given_at,
+                "injection",
+                f"Injection {_fmt_num(i.dose)} {i.dose_unit}",
+                f"vial {i.vial or '-'}, {_fmt_num(i.volume_ml)} mL, by {i.given_by or '-'}",
+            )
+        )
+    for o in s.scalars(
+        select(m.OmalizumabAdministration).where(m.OmalizumabAdministration.patient_id == patient_id)
+    ):
+        ev.append(TimelineEvent(o.given_at, "omalizumab", f"Omalizumab {_fmt_num(o.dose_mg)} mg"))
+    for d in s.scalars(
+        select(m.DesensitizationSession).where(m.DesensitizationSession.patient_id == patient_id)
+    ):
+        ev.append(
+            TimelineEvent(
+                d.session_on,
+                "desensitization",
+                f"Desensitization {d.drug} {_fmt_num(d.target_dose_mg)} mg",
+                "completed" if d.completed else "in progress / not completed",
+                f"/desensitization/{d.id}",
+            )
+        )
+    for r in s.scalars(select(m.Reaction).where(m.Reaction.patient_id == patient_id)):
+        ev.append(
+            TimelineEvent(
+                r.onset_at or datetime.min,
+                "reaction",
+                f"Reaction: {r.kind}, grade {r.grade or '?'} ({r.scale or '-'})",
+                ", ".join(r.findings or []),
+            )
+        )
+    for v in s.scalars(select(m.Visit).where(m.Visit.patient_id == patient_id)):
+        ev.append(TimelineEvent(v.visit_on, "visit", f"Visit {v.code}", v.notes or ""))
+    ev.sort(key=lambda e: e.sort_key, reverse=True)
+    return ev
+
+
+TREND_MEASURES = {
+    "ige": ("Total IgE (IU/mL)", ("total_ige_iu_ml",)),
+    "fev1": ("FEV1 (% predicted)", ("fev1_pct_pred",)),
+}
+TREND_QUESTIONNAIRES = {"control": ("ACT / ACQ score", ("ACT", "C-ACT", "ACQ-5", "ACQ-6", "ACQ-7"))}
+
+
+def trends(s: Session, patient_id: int) -> dict[str, dict[str, Any]]:
+    """Chart series: IgE, FEV1 %pred, ACT/ACQ over time (labels = ISO dates)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, (label, kinds) in TREND_MEASURES.items():
+        rows = s.execute(
+            select(m.Measurement.measured_on, m.Measurement.kind, m.Measurement.value)
+            .where(m.Measurement.patient_id == patient_id, m.Measurement.kind.in_(kinds))
+            .order_by(m.Measurement.measured_on)
+        ).all()
+        if rows:
+            out[key] = _series(label, [(r[0], r[1], r[2]) for r in rows])
+    for key, (label, instruments) in TREND_QUESTIONNAIRES.items():
+        rows = s.execute(
+            select(m.Questionnaire.completed_on, m.Questionnaire.instrument, m.Questionnaire.score)
+            .where(m.Questionnaire.patient_id == patient_id, m.Questionnaire.instrument.in_(instruments))
+            .order_by(m.Questionnaire.completed_on)
+        ).all()
+        if rows:
+            out[key] = _series(label, [(r[0], r[1], r[2]) for r in rows])
+    return out
+
+
+def _series(label: str, points: list[tuple[date, str, float]]) -> dict[str, Any]:
+    labels = sorted({p[0].isoformat() for p in points})
+    names = sorted({p[1] for p in points})
+    datasets = []
+    for name in names:
+        by_day = {p[0].isoformat(): p[2] for p in points if p[1] == name}
+        datasets.append({"label": name, "data": [by_day.get(d) for d in labels]})
+    return {"title": label, "labels": labels, "datasets": datasets, "y_label": label}
