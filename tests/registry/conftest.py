@@ -36,6 +36,7 @@ class PgServer:
         self.root = Path(tempfile.mkdtemp(prefix="immunoplan-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
+        self._template: str | None = None
         self.as_root = os.geteuid() == 0
         self.user = "postgres" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
         if self.as_root:
@@ -63,15 +64,22 @@ class PgServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
+    def create_database(self, template: str | None = None) -> str:
         import psycopg
 
         name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        dsn = f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
+
+    def migrated_template(self) -> str:
+        """A database migrated once per server; tests clone it (CREATE DATABASE ... TEMPLATE)."""
+        if self._template is None:
+            name = self.create_database()
+            open_registry(self.url(name)).dispose()
+            self._template = name
+        return self._template
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +99,34 @@ def pg_server() -> Iterator[PgServer]:
 
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> str:
+    """URL of a fresh database on the test server, already migrated (cloned from a migrated template)."""
+    return pg_server.url(pg_server.create_database(pg_server.migrated_template()))
+
+
+@pytest.fixture
+def empty_pg_url(pg_server: PgServer) -> str:
     """URL of a fresh, empty database on the test server."""
     return pg_server.url(pg_server.create_database())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "registry.sqlite"
+    open_registry(path).dispose()
+    return path
+
+
+def _sqlite_copy(template: Path, tmp_path: Path) -> Registry:
+    target = tmp_path / "registry.sqlite"
+    shutil.copyfile(template, target)
+    return open_registry(target)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     """An empty, migrated registry on SQLite (file in tmp_path) and on PostgreSQL 15."""
     if request.param == "sqlite":
-        reg = open_registry(tmp_path / "registry.sqlite")
+        reg = _sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path)
     else:
         reg = open_registry(request.getfixturevalue("pg_url"))
     try:
@@ -109,8 +136,8 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
 
 
 @pytest.fixture
-def sqlite_registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = open_registry(tmp_path / "registry.sqlite")
+def sqlite_registry(sqlite_template: Path, tmp_path: Path) -> Iterator[Registry]:
+    reg = _sqlite_copy(sqlite_template, tmp_path)
     try:
         yield reg
     finally:

@@ -16,12 +16,18 @@ from immunoplan.registry.db import current_revision, head_revision, open_registr
 from immunoplan.registry.models import AuditEntry, Base, Course, Injection, Patient
 
 
-def test_migration_creates_every_table_and_matches_models(registry):
-    tables = set(inspect(registry.engine).get_table_names())
-    assert set(Base.metadata.tables) <= tables
-    assert current_revision(registry.engine) == head_revision()
-    with registry.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migration_creates_every_table_on_an_empty_database_and_matches_models(backend, request, tmp_path):
+    target = tmp_path / "new.sqlite" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    reg = open_registry(target)
+    try:
+        tables = set(inspect(reg.engine).get_table_names())
+        assert set(Base.metadata.tables) <= tables
+        assert current_revision(reg.engine) == head_revision()
+        with reg.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        reg.dispose()
 
 
 def test_exact_decimal_round_trips(registry):
