@@ -1,9 +1,258 @@
-"""CLI commands: protocols (placeholder until the owning issue lands)."""
+"""CLI commands for treatment protocols: ``desensitization``, ``scit schedule|next-dose``, ``oit schedule``,
+``grade``. Thin: parse options, call `immunoplan.services.protocols`, print Rich tables or one JSON object."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, err_console, to_jsonable
+from immunoplan.services import protocols as svc
+from immunoplan.sheets.render import num
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(
+            c, justify="right" if c not in ("dilution", "when", "text", "rule", "status") else "left"
+        )
+    for r in rows:
+        t.add_row(
+            *[num(x, 4) if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x) for x in r]
+        )
+    return t
+
+
+def _print_basis_and_warnings(d: dict[str, Any]) -> None:
+    for b in d.get("basis", []) or []:
+        console.print(
+            f"[dim]basis: {b['id']} v{b['version']} {b.get('rule') or ''} [{b['status']}] {b['source']}[/dim]"
+        )
+    for w in d.get("warnings", []) or []:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _render_rdd(result: Any) -> None:
+    d = to_jsonable(result)
+    if d.get("kind") != "plan":
+        console.print(f"[bold red]{d['kind']}: not for administration[/bold red]")
+    console.print(f"[bold]{d['drug']} {num(d['target_mg'])} mg - {d['scheme']}[/bold]")
+    console.print(
+        _table(
+            "Bags",
+            ["bag", "dilution", "volume_ml", "concentration_mg_ml", "mg_in_bag", "volume_infused_ml"],
+            [
+                [
+                    b[k]
+                    for k in (
+                        "bag",
+                        "dilution",
+                        "volume_ml",
+                        "concentration_mg_ml",
+                        "mg_in_bag",
+                        "volume_infused_ml",
+                    )
+                ]
+                for b in d["bags"]
+            ],
+        )
+    )
+    console.print(
+        _table(
+            "Steps",
+            ["step", "bag", "rate_ml_h", "minutes", "volume_ml", "dose_mg", "cumulative_mg", "start"],
+            [
+                [
+                    s["step"],
+                    s["bag"],
+                    s["rate_ml_h"],
+                    s["minutes"],
+                    s["volume_ml"],
+                    s["dose_mg"],
+                    s["cumulative_mg"],
+                    s["start_clock"] or f"+{num(s['start_minute'], 1)} min",
+                ]
+                for s in d["steps"]
+            ],
+        )
+    )
+    console.print(
+        f"total_minutes: {num(d['total_minutes'], 3)}"
+        + (
+            f"  (start {d['start_clock']}, end {d['end_clock']}, observe until {d['observe_until_clock']})"
+            if d.get("start_clock")
+            else ""
+        )
+    )
+    prep = d.get("preparation")
+    if prep:
+        console.print(
+            _table(
+                f"Preparation from stock {num(prep['stock_mg_ml'])} mg/mL (measurable volumes)",
+                ["bag", "stock exact mL", "stock drawn mL", "dose error mg", "error %"],
+                [
+                    [
+                        b["bag"],
+                        b["drug_volume_exact_ml"],
+                        b["drug_volume_measured_ml"],
+                        b["dose_error_mg"],
+                        b["dose_error_pct"] if b["dose_error_pct"] is not None else "-",
+                    ]
+                    for b in prep["bags"]
+                ],
+            )
+        )
+        console.print(
+            f"dose with measured volumes: {num(prep['total_dose_prepared_mg'], 4)} mg "
+            f"(error {num(prep['total_dose_error_mg'], 4)} mg, {num(prep['total_dose_error_pct'], 3)} %)"
+        )
+    rp = d.get("replan")
+    if rp:
+        console.print(f"[bold]Breakthrough reaction at step {rp['reaction_step']} ({rp['severity']})[/bold]")
+        for o in rp["options"]:
+            if o["applies"]:
+                mark = (
+                    "APPLIED"
+                    if o["applied"]
+                    else ("clinician choice" if o["clinician_choice_only"] else "option")
+                )
+                console.print(f"- [{mark}] {o['id']} [{o['basis']['status']}]: {o['text']}")
+        res = rp.get("resumption")
+        if res:
+            console.print(
+                _table(
+                    f"Resume at step {res['restart_at_step']} (minutes from resumption)",
+                    ["#", "bag", "rate_ml_h", "minutes", "volume_ml", "dose_mg", "cumulative_mg"],
+                    [
+                        [
+                            s["step"],
+                            s["bag"],
+                            s["rate_ml_h"],
+                            s["minutes"],
+                            s["volume_ml"],
+                            s["dose_mg"],
+                            s["cumulative_mg"],
+                        ]
+                        for s in res["steps"]
+                    ],
+                )
+            )
+            console.print(
+                f"total dose {num(res['total_dose_mg'], 4)} mg; "
+                f"over target {num(res['excess_over_target_mg'], 4)}"
+                f" mg; feasible: {res['feasible']} {'; '.join(res['problems'])}"
+            )
+        for w in rp.get("warnings", []):
+            console.print(f"[yellow]warning:[/yellow] {w}")
+    _print_basis_and_warnings(d)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+
+    @app.command("desensitization")
+    def desensitization(
+        drug: str = typer.Option(..., "--drug", help="Drug name (printed on the sheets)."),
+        dose_mg: str = typer.Option(..., "--dose-mg", help="Target dose in mg."),
+        bag_volume_ml: str = typer.Option(..., "--bag-volume-ml", help="Final bag volume in mL."),
+        final_rate_ml_h: str = typer.Option(..., "--final-rate-ml-h", help="Final infusion rate in mL/h."),
+        bags: int = typer.Option(
+            3,
+            "--bags",
+            help="Number of bags: 3 (12-step, VERIFIED) or 4 (16-step, "
+            "UNVERIFIED rates); 1-2 are UNVERIFIED placeholders.",
+        ),
+        dilution_bag_volume_ml: str | None = typer.Option(
+            None, "--dilution-bag-volume-ml", help="Volume of each dilution bag (default: bag volume)."
+        ),
+        step_minutes: str | None = typer.Option(
+            None, "--step-minutes", help="Minutes per step (default 15)."
+        ),
+        first_rate_variant: bool = typer.Option(
+            False, "--first-rate-2-5", help="Start bag 1 at 2.5 (x R/80) mL/h (Tsao 2022, SECONDARY)."
+        ),
+        rates: str | None = typer.Option(
+            None,
+            "--rates",
+            help="Custom rate table in mL/h, bags separated by |, e.g. '2,5,10,20|5,10,20,40|10,20,40,80'.",
+        ),
+        start: str | None = typer.Option(None, "--start", help="Start time HH:MM (or YYYY-MM-DDTHH:MM)."),
+        stock_mg_ml: str | None = typer.Option(
+            None, "--stock-mg-ml", help="Stock concentration: adds measurable preparation volumes."
+        ),
+        premedication: str | None = typer.Option(None, "--premedication", help="Premedication regimen id."),
+        initial_symptom: list[str] = typer.Option(
+            [], "--initial-symptom", help="Symptom of the initial reaction (flushing, respiratory)."
+        ),
+        override_unverified: str | None = typer.Option(
+            None, "--override-unverified", help="Reason for using UNVERIFIED rules (recorded)."
+        ),
+        reaction_step: int | None = typer.Option(
+            None, "--reaction-step", help="Breakthrough reaction at this step."
+        ),
+        severity: str | None = typer.Option(
+            None, "--severity", help="Reaction severity: mild, moderate, severe."
+        ),
+        minutes_into_step: str | None = typer.Option(
+            None, "--minutes-into-step", help="Minutes into the reaction step when stopped."
+        ),
+        reaction_symptom: list[str] = typer.Option(
+            [], "--reaction-symptom", help="Symptom of the breakthrough."
+        ),
+        steps_back: int = typer.Option(1, "--steps-back", help="Resume 1 or 2 steps back (mild reactions)."),
+        choose: str | None = typer.Option(None, "--choose", help="Clinician's chosen option id (recorded)."),
+        sheet: str | None = typer.Option(
+            None, "--sheet", help="Write pharmacy + nursing sheets (.pdf or .html)."
+        ),
+        page_size: str = typer.Option("A4", "--page-size", help="A4 or Letter."),
+        as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+    ) -> None:
+        """Rapid drug desensitization plan: bags, steps, clock times, preparation;
+        re-plan after reactions."""
+        result = svc.plan_desensitization(
+            drug=drug,
+            dose_mg=dose_mg,
+            bag_volume_ml=bag_volume_ml,
+            final_rate_ml_h=final_rate_ml_h,
+            bags=bags,
+            dilution_bag_volume_ml=dilution_bag_volume_ml,
+            step_minutes=step_minutes,
+            first_rate_variant=first_rate_variant,
+            rates=rates,
+            start=start,
+            stock_mg_ml=stock_mg_ml,
+            premedication_regimen=premedication,
+            initial_symptoms=tuple(initial_symptom),
+            override_reason=override_unverified,
+        )
+        out = result.to_dict()
+        if reaction_step is not None or severity is not None:
+            if reaction_step is None or severity is None:
+                from immunoplan.errors import InvalidInput
+
+                missing = "--reaction-step" if reaction_step is None else "--severity"
+                raise InvalidInput(
+                    missing,
+                    "re-planning needs both --reaction-step and --severity",
+                    "--reaction-step N --severity mild|moderate|severe",
+                )
+            out["replan"] = svc.replan_desensitization(
+                result,
+                reaction_step=reaction_step,
+                severity=severity,
+                minutes_into_step=minutes_into_step,
+                symptoms=tuple(reaction_symptom),
+                steps_back=steps_back,
+                chosen=choose,
+            ).to_dict()
+        if sheet:
+            from immunoplan.sheets import write_sheet
+
+            path = write_sheet(sheet, "rdd", out, page_size=page_size)
+            out["sheet"] = str(path)
+            if not as_json:
+                err_console.print(f"sheet written: {path}")
+        emit(out, as_json, _render_rdd)

@@ -1,0 +1,143 @@
+"""Use cases for treatment protocols, shared by the CLI, the web app and the registry.
+
+Every function takes plain user values (strings or numbers, as typed in a form or on the command line),
+validates them (raising `immunoplan.errors.InvalidInput` naming the field), calls the pure clinical core and
+returns a result object with ``to_dict()`` that echoes the inputs and the basis (table, rule, version, source,
+status) of every number.
+
+- `plan_desensitization`  -- rapid drug desensitization plan (+ preparation, premedication, bedside checklist)
+- `replan_desensitization` -- options after a breakthrough reaction at a given step
+- `plan_scit_schedule`     -- dated SCIT up-dosing and maintenance calendar (optionally with omalizumab)
+- `scit_next_dose`         -- next SCIT dose from a course history (rules engine)
+- `plan_oit`               -- OIT up-dosing calendar with omalizumab cover and taper
+- `grade_reaction`         -- grade a reaction on a named scale
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from immunoplan.clinical import desensitization as rdd
+from immunoplan.clinical.desensitization import breakthrough
+from immunoplan.clinical.desensitization.premedication import bedside_checklist, premedication
+from immunoplan.errors import InvalidInput
+from immunoplan.validation import check_range, to_decimal
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def parse_start(value: str | datetime | time | None, *, day: date | None = None) -> datetime | None:
+    """Parse ``09:00`` or ``2026-11-21T09:00`` into a datetime (a bare time is placed on ``day``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, time):
+        return datetime.combine(day or date(2000, 1, 1), value)
+    text = str(value).strip()
+    try:
+        if "T" in text or " " in text or len(text) > 8:
+            return datetime.fromisoformat(text)
+        return datetime.combine(day or date(2000, 1, 1), time.fromisoformat(text))
+    except ValueError:
+        raise InvalidInput("start", f"cannot read {value!r} as a time", "HH:MM or YYYY-MM-DDTHH:MM") from None
+
+
+def parse_date(field_name: str, value: str | date) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InvalidInput(field_name, f"cannot read {value!r} as a date", "YYYY-MM-DD") from None
+
+
+def _opt_decimal(field_name: str, value: Any) -> Decimal | None:
+    return None if value is None or value == "" else to_decimal(field_name, value)
+
+
+# ------------------------------------------------------------------------------------- desensitization
+
+
+@dataclass
+class DesensitizationResult:
+    """A plan with its optional measurable preparation, premedication and the bedside checklist."""
+
+    plan: rdd.RddPlan
+    preparation: rdd.Preparation | None = None
+    premedication: Any = None
+    checklist: dict[str, Any] = field(default_factory=bedside_checklist)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.plan.to_dict()
+        d["preparation"] = self.preparation.to_dict() if self.preparation else None
+        d["premedication"] = self.premedication.to_dict() if self.premedication else None
+        d["checklist"] = self.checklist
+        return d
+
+
+def plan_desensitization(
+    *,
+    drug: str,
+    dose_mg: Any,
+    bag_volume_ml: Any,
+    final_rate_ml_h: Any,
+    bags: int = 3,
+    dilution_bag_volume_ml: Any = None,
+    step_minutes: Any = None,
+    first_rate_variant: bool = False,
+    rates: str | None = None,
+    start: str | datetime | None = None,
+    stock_mg_ml: Any = None,
+    premedication_regimen: str | None = None,
+    initial_symptoms: tuple[str, ...] = (),
+    override_reason: str | None = None,
+) -> DesensitizationResult:
+    """Plan a rapid drug desensitization (protocols.md section 1.2; reference file ``rdd_protocols``)."""
+    if not drug or not str(drug).strip():
+        raise InvalidInput("drug", "must not be empty", "a drug name")
+    target = check_range("dose_mg", to_decimal("dose_mg", dose_mg), 0, None, low_inclusive=False, unit="mg")
+    req = rdd.RddRequest(
+        drug=str(drug).strip(),
+        target_mg=target,
+        bag_volume_ml=to_decimal("bag_volume_ml", bag_volume_ml),
+        final_rate_ml_h=to_decimal("final_rate_ml_h", final_rate_ml_h),
+        bags=int(bags),
+        dilution_bag_volume_ml=_opt_decimal("dilution_bag_volume_ml", dilution_bag_volume_ml),
+        step_minutes=_opt_decimal("step_minutes", step_minutes),
+        first_rate_variant=bool(first_rate_variant),
+        rates_ml_h=rdd.parse_rates("rates", rates) if rates else None,
+        start=parse_start(start),
+        override_reason=override_reason,
+    )
+    plan = rdd.generate(req)
+    stock = _opt_decimal("stock_mg_ml", stock_mg_ml)
+    prep = rdd.prepare(plan, stock) if stock is not None else None
+    premed = premedication(premedication_regimen, tuple(initial_symptoms)) if premedication_regimen else None
+    return DesensitizationResult(plan, prep, premed)
+
+
+def replan_desensitization(
+    result_or_plan: DesensitizationResult | rdd.RddPlan,
+    *,
+    reaction_step: int,
+    severity: str,
+    minutes_into_step: Any = None,
+    symptoms: tuple[str, ...] = (),
+    steps_back: int = 1,
+    chosen: str | None = None,
+) -> breakthrough.Replan:
+    """Options after a breakthrough reaction at ``reaction_step`` (protocols.md section 1.7)."""
+    plan = result_or_plan.plan if isinstance(result_or_plan, DesensitizationResult) else result_or_plan
+    return breakthrough.replan(
+        plan,
+        reaction_step=reaction_step,
+        severity=severity,
+        minutes_into_step=_opt_decimal("minutes_into_step", minutes_into_step),
+        symptoms=tuple(symptoms),
+        steps_back=steps_back,
+        chosen=chosen,
+    )
