@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def include_all(app: FastAPI) -> None:
-    from immunoplan.web.routes import patients, session
+    from immunoplan.web.routes import assessment, patients, session
 
-    for module in (session, patients):
+    for module in (session, patients, assessment):
         app.include_router(module.router)

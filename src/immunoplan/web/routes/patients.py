@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from immunoplan.cli.output import to_jsonable
 from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
-from immunoplan.web import forms, queries, writes
+from immunoplan.services import records
+from immunoplan.web import forms, queries
 from immunoplan.web.auth import permit
 from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
 from immunoplan.web.rendering import is_htmx, render
@@ -39,6 +40,15 @@ async def patient_new(request: Request) -> Response:
     return render(request, "patient_new.html", {"title": "New patient", "form": forms.FormState({})})
 
 
+def create_patient(request: Request, **values: Any) -> int:
+    """Register a patient through the registry use case (audited under the logged-in user)."""
+    birth_date = values.get("birth_date")
+    if birth_date is not None and birth_date > today():
+        raise InvalidInput("birth_date", "is in the future")
+    row = records.register_patient(registry_of(request), actor_of(request), **values)
+    return int(row["id"])
+
+
 def _create(request: Request, f: forms.FormState) -> int | None:
     pseudo_id = f.parse("pseudo_id", forms.required("pseudo_id"))
     if pseudo_id and len(pseudo_id) > 64:
@@ -49,9 +59,8 @@ def _create(request: Request, f: forms.FormState) -> int | None:
     if not f.ok:
         return None
     try:
-        return writes.create_patient(
-            registry_of(request),
-            actor_of(request),
+        return create_patient(
+            request,
             pseudo_id=pseudo_id,
             display_name=display_name,
             birth_date=birth_date,
@@ -154,10 +163,9 @@ def api_patient_list(
 @router.post("/api/patients", dependencies=[permit("patient.write")], tags=["patients"], status_code=201)
 def api_patient_create(request: Request, body: PatientIn) -> PatientOut:
     """Add a patient (audited under the logged-in user)."""
-    pid = writes.create_patient(
-        registry_of(request),
-        actor_of(request),
-        pseudo_id=body.pseudo_id.strip() or body.pseudo_id,
+    pid = create_patient(
+        request,
+        pseudo_id=body.pseudo_id,
         display_name=body.display_name,
         birth_date=body.birth_date,
         sex=body.sex,

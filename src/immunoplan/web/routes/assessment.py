@@ -1,0 +1,206 @@
+"""New assessment: risk tier, omalizumab pre-treatment advice, biologic eligibility and the label dose, each
+with its basis (``services.assessment.assess_patient``, ``services.omalizumab.label_dose``); the assessment
+shown is stored with ``services.records.assess`` under the logged-in user."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from immunoplan.cli.output import to_jsonable
+from immunoplan.errors import InvalidInput
+from immunoplan.registry import models as m
+from immunoplan.services import records
+from immunoplan.services.assessment import assess_patient
+from immunoplan.services.omalizumab import label_dose
+from immunoplan.web import forms, queries
+from immunoplan.web.auth import permit
+from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
+from immunoplan.web.rendering import render
+
+router = APIRouter()
+
+NUMBER_FIELDS = (
+    "age_years",
+    "total_ige_iu_ml",
+    "sige_kua_l",
+    "weight_kg",
+    "eosinophils_cells_ul",
+    "feno_ppb",
+    "fev1_percent_predicted",
+)
+TRISTATE_FIELDS = ("perennial_sensitization", "beta_blocker", "ocs_dependent")
+CHOICE_FIELDS = {
+    "severity": ("mild", "moderate", "severe"),
+    "asthma_control": ("controlled", "partly-controlled", "uncontrolled"),
+}
+REGIONS = ("us", "eu")
+
+
+def tristate(field: str) -> Any:
+    def parse(text: str) -> bool | None:
+        if text in ("", "unknown"):
+            return None
+        if text in ("yes", "no"):
+            return text == "yes"
+        raise InvalidInput(field, f"unknown value {text!r}", "yes, no, unknown")
+
+    return parse
+
+
+def _rule_basis(result: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = ("table", "version", "source", "status", "rule")
+    return [{k: r.get(k) for k in keys} for r in result.get("rules", [])]
+
+
+def compute(inputs: dict[str, Any], region: str) -> dict[str, Any]:
+    """Assessment (+ the omalizumab label dose when a weight is given) as one JSON-able dict."""
+    result: dict[str, Any] = to_jsonable(assess_patient(**inputs))
+    if inputs.get("weight_kg") not in (None, ""):
+        dose = label_dose(
+            "asthma", region, inputs["age_years"], inputs["weight_kg"], inputs["total_ige_iu_ml"]
+        )
+        result["omalizumab_label_dose"] = to_jsonable(dose)
+    result["basis"] = _rule_basis(result)
+    return result
+
+
+def _store(request: Request, pseudo_id: str, inputs: dict[str, Any], result: dict[str, Any]) -> int:
+    row = records.assess(
+        registry_of(request), actor_of(request), pseudo_id=pseudo_id, inputs=inputs, result=result
+    )
+    return int(row["id"])
+
+
+def _form_context(request: Request, patient_id: int, f: forms.FormState) -> dict[str, Any]:
+    with registry_of(request).session() as s:
+        p = patient_or_404(s, patient_id)
+        age = queries.age_years(p, today())
+        pseudo = p.pseudo_id
+    if "age_years" not in f.raw and age is not None:
+        f.raw["age_years"] = str(age)
+    return {
+        "title": f"Assess {pseudo}",
+        "patient_id": patient_id,
+        "pseudo_id": pseudo,
+        "form": f,
+        "choices": CHOICE_FIELDS,
+        "regions": REGIONS,
+    }
+
+
+@router.get(
+    "/patients/{patient_id}/assess", dependencies=[permit("assessment.write")], include_in_schema=False
+)
+async def assess_form(request: Request, patient_id: int) -> Response:
+    return render(request, "assess.html", _form_context(request, patient_id, forms.FormState({})))
+
+
+@router.post(
+    "/patients/{patient_id}/assess", dependencies=[permit("assessment.write")], include_in_schema=False
+)
+async def assess_submit(request: Request, patient_id: int) -> Response:
+    f = await forms.read_form(request)
+    context = _form_context(request, patient_id, f)
+    inputs: dict[str, Any] = {}
+    for name in NUMBER_FIELDS:
+        required = name in ("age_years", "total_ige_iu_ml", "sige_kua_l")
+        inputs[name] = f.parse(name, forms.number_text(name, optional=not required))
+    for name in TRISTATE_FIELDS:
+        inputs[name] = f.parse(name, tristate(name))
+    for name, choices in CHOICE_FIELDS.items():
+        inputs[name] = f.parse(name, lambda t, n=name, c=choices: None if t == "" else forms.choice(n, c)(t))
+    inputs["allergen"] = f.get("allergen", "mite").strip() or "mite"
+    region = f.parse("region", forms.choice("region", REGIONS))
+    result = None
+    if f.ok:
+        try:
+            result = compute({k: v for k, v in inputs.items() if v is not None}, region)
+        except InvalidInput as exc:
+            f.fail(exc, known=NUMBER_FIELDS)
+    if result is None:
+        return render(request, "assess.html", context, status_code=422)
+    aid = _store(request, context["pseudo_id"], {k: v for k, v in inputs.items() if v is not None}, result)
+    return RedirectResponse(f"/patients/{patient_id}/assessments/{aid}", status_code=303)
+
+
+def _assessment(request: Request, patient_id: int, assessment_id: int) -> dict[str, Any]:
+    with registry_of(request).session() as s:
+        p = patient_or_404(s, patient_id)
+        a = s.get(m.RiskAssessment, assessment_id)
+        if a is None or a.patient_id != p.id:
+            raise HTTPException(404, f"no assessment {assessment_id} for patient {patient_id}")
+        return {
+            "id": a.id,
+            "patient_id": p.id,
+            "pseudo_id": p.pseudo_id,
+            "assessed_at": a.assessed_at,
+            "actor": a.actor,
+            "inputs": a.inputs or {},
+            "result": a.result or {},
+        }
+
+
+@router.get(
+    "/patients/{patient_id}/assessments/{assessment_id}",
+    dependencies=[permit("patient.read")],
+    include_in_schema=False,
+)
+async def assessment_page(request: Request, patient_id: int, assessment_id: int) -> Response:
+    a = _assessment(request, patient_id, assessment_id)
+    return render(
+        request, "assessment.html", {"title": f"Assessment {a['pseudo_id']}", "a": a, "r": a["result"]}
+    )
+
+
+# ------------------------------------------------------------------------------------------------- JSON API
+
+
+class AssessmentIn(BaseModel):
+    """Assessment inputs (names as in ``services.assessment.assess_patient``)."""
+
+    age_years: float = Field(ge=0, le=130)
+    total_ige_iu_ml: float = Field(ge=0, le=1e7)
+    sige_kua_l: float = Field(ge=0, le=1e6)
+    allergen: str = Field("mite", max_length=40)
+    weight_kg: float | None = Field(None, gt=0, le=500)
+    eosinophils_cells_ul: float | None = Field(None, ge=0, le=1e6)
+    feno_ppb: float | None = Field(None, ge=0, le=1000)
+    perennial_sensitization: bool | None = None
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    asthma_control: Literal["controlled", "partly-controlled", "uncontrolled"] | None = None
+    ocs_dependent: bool | None = None
+    fev1_percent_predicted: float | None = Field(None, ge=0, le=300)
+    beta_blocker: bool | None = None
+    region: Literal["us", "eu"] = "us"
+
+
+@router.post(
+    "/api/patients/{patient_id}/assessments",
+    dependencies=[permit("assessment.write")],
+    tags=["assessment"],
+    status_code=201,
+)
+def api_assess(request: Request, patient_id: int, body: AssessmentIn) -> dict[str, Any]:
+    """Assess a patient and store the assessment shown; returns it with the basis of every rule."""
+    with registry_of(request).session() as s:
+        pseudo = patient_or_404(s, patient_id).pseudo_id
+    data = body.model_dump(exclude_none=True)
+    region = data.pop("region")
+    inputs = {k: (repr(v) if isinstance(v, float) else v) for k, v in data.items()}
+    result = compute(inputs, region)
+    aid = _store(request, pseudo, inputs, result)
+    return {"id": aid, "patient_id": patient_id, "result": result}
+
+
+@router.get(
+    "/api/patients/{patient_id}/assessments/{assessment_id}",
+    dependencies=[permit("patient.read")],
+    tags=["assessment"],
+)
+def api_assessment(request: Request, patient_id: int, assessment_id: int) -> dict[str, Any]:
+    """A stored assessment (inputs, result and basis as shown)."""
+    return to_jsonable(_assessment(request, patient_id, assessment_id))
