@@ -13,8 +13,22 @@ from immunoplan.errors import InvalidInput
 
 # Lower-inclusive ImmunoCAP boundaries (clinical_measures.md 2.1, Nordx): value -> class
 CLASS_CASES = [
-    ("0", 0), ("0.34", 0), ("0.349", 0), ("0.35", 1), ("0.69", 1), ("0.699", 1), ("0.70", 2), ("3.49", 2),
-    ("3.5", 3), ("17.49", 3), ("17.5", 4), ("49.9", 4), ("49.99", 4), ("50", 5), ("99.9", 5), ("100", 6),
+    ("0", 0),
+    ("0.34", 0),
+    ("0.349", 0),
+    ("0.35", 1),
+    ("0.69", 1),
+    ("0.699", 1),
+    ("0.70", 2),
+    ("3.49", 2),
+    ("3.5", 3),
+    ("17.49", 3),
+    ("17.5", 4),
+    ("49.9", 4),
+    ("49.99", 4),
+    ("50", 5),
+    ("99.9", 5),
+    ("100", 6),
     ("5000", 6),
 ]
 
@@ -79,8 +93,15 @@ def test_conversion_unknown_factor() -> None:
 
 @pytest.mark.parametrize(
     ("eos", "category"),
-    [("0", "low"), ("149", "low"), ("149.9", "low"), ("150", "intermediate"), ("299", "intermediate"),
-     ("300", "high"), ("1200", "high")],
+    [
+        ("0", "low"),
+        ("149", "low"),
+        ("149.9", "low"),
+        ("150", "intermediate"),
+        ("299", "intermediate"),
+        ("300", "high"),
+        ("1200", "high"),
+    ],
 )
 def test_eosinophil_categories(eos: str, category: str) -> None:
     assert biomarkers.eosinophil_category(eos).category == category
@@ -89,9 +110,15 @@ def test_eosinophil_categories(eos: str, category: str) -> None:
 @pytest.mark.parametrize(
     ("feno", "age", "category"),
     [
-        ("24", "30", "low"), ("25", "30", "intermediate"), ("50", "30", "intermediate"), ("51", "30", "high"),
+        ("24", "30", "low"),
+        ("25", "30", "intermediate"),
+        ("50", "30", "intermediate"),
+        ("51", "30", "high"),
         ("50.1", "12", "high"),
-        ("19", "8", "low"), ("20", "8", "intermediate"), ("35", "8", "intermediate"), ("35.1", "8", "high"),
+        ("19", "8", "low"),
+        ("20", "8", "intermediate"),
+        ("35", "8", "intermediate"),
+        ("35.1", "8", "high"),
         ("24", "11.9", "intermediate"),
     ],
 )

@@ -26,23 +26,29 @@ def test_issue_example_high_risk_adolescent() -> None:
     assert d["risk_tier"] == "high"
     assert d["omalizumab_pretreatment"] == "recommended"
     assert d["efficacy_note"] and "16" in d["efficacy_note"]
-    assert {"tier_high", "omalizumab_recommended", "ratio_above_16", "child", "high_sige",
-            "high_total_ige"} <= set(rule_ids(res))
+    assert {
+        "tier_high",
+        "omalizumab_recommended",
+        "ratio_above_16",
+        "child",
+        "high_sige",
+        "high_total_ige",
+    } <= set(rule_ids(res))
     assert all(r["source"] and r["status"] and r["version"] for r in d["rules"])
 
 
 @pytest.mark.parametrize(
     ("sige", "total", "tier", "advice"),
     [
-        ("0.35", "100", "low", "not-needed"),       # class 1, ratio 0.35 %
-        ("3.49", "35", "low", "not-needed"),        # class 2, ratio 9.97 %
-        ("3.49", "34.9", "elevated", "consider"),   # class 2, ratio exactly 10 %
-        ("3.5", "35", "high", "recommended"),       # class 3, ratio exactly 10 % (>= 10 is high)
-        ("3.5", "35.01", "elevated", "consider"),   # class 3, ratio just under 10 %
-        ("100", "500", "high", "recommended"),      # class 6, 20 %
-        ("50", "1000", "elevated", "consider"),     # class 5, 5 %
-        ("1", "5", "elevated", "consider"),         # class 2, 20 %
-        ("0.2", "1", "elevated", "consider"),       # class 0, 20 % -> not sensitized, flagged
+        ("0.35", "100", "low", "not-needed"),  # class 1, ratio 0.35 %
+        ("3.49", "35", "low", "not-needed"),  # class 2, ratio 9.97 %
+        ("3.49", "34.9", "elevated", "consider"),  # class 2, ratio exactly 10 %
+        ("3.5", "35", "high", "recommended"),  # class 3, ratio exactly 10 % (>= 10 is high)
+        ("3.5", "35.01", "elevated", "consider"),  # class 3, ratio just under 10 %
+        ("100", "500", "high", "recommended"),  # class 6, 20 %
+        ("50", "1000", "elevated", "consider"),  # class 5, 5 %
+        ("1", "5", "elevated", "consider"),  # class 2, 20 %
+        ("0.2", "1", "elevated", "consider"),  # class 0, 20 % -> not sensitized, flagged
     ],
 )
 def test_tier_rules_and_boundaries(sige: str, total: str, tier: str, advice: str) -> None:
@@ -65,14 +71,17 @@ def test_elevated_advice_is_marked_unverified_project_rule() -> None:
     assert any("project rule" in w for w in res.warnings)
 
 
-@pytest.mark.parametrize(("age", "group"), [("0", "child-adolescent"), ("17.99", "child-adolescent"),
-                                             ("18", "adult"), ("90", "adult")])
+@pytest.mark.parametrize(
+    ("age", "group"),
+    [("0", "child-adolescent"), ("17.99", "child-adolescent"), ("18", "adult"), ("90", "adult")],
+)
 def test_age_group_boundary(age: str, group: str) -> None:
     assert risk(age, 100, 1).age_group == group
 
 
-@pytest.mark.parametrize(("sige", "total", "note"), [("16", "100", False), ("16.01", "100", True),
-                                                      ("1", "6.2", True)])
+@pytest.mark.parametrize(
+    ("sige", "total", "note"), [("16", "100", False), ("16.01", "100", True), ("1", "6.2", True)]
+)
 def test_efficacy_note_strictly_above_16(sige: str, total: str, note: bool) -> None:
     assert (risk(30, total, sige).efficacy_note is not None) is note
 

@@ -20,7 +20,8 @@ Result shape (``PatientAssessment.to_dict()``, schema ``immunoplan.assessment/1`
       "eligibility_detail": [{biologic, target, answer, failed, missing, criteria: [...]}],
       "rules": [{rule, finding, table, version, source, status, [action]}],   # every rule that fired
       "warnings": [str],
-      "reference": {table id: version}                                        # data versions used
+      "basis": [{id, version, source, status}],   # one per reference table used (file-level basis)
+      "reference": {table id: version}            # data versions used
     }
 
 Numbers are Decimals in the object and JSON numbers after ``immunoplan.cli.output.dumps``.
@@ -33,9 +34,10 @@ from typing import Any
 
 from immunoplan.clinical import biomarkers, eligibility, risk
 from immunoplan.clinical.assess_rules import FiredRule
-from immunoplan.reference import load
+from immunoplan.reference import basis, load
 
 SCHEMA = "immunoplan.assessment/1"
+TABLES = (risk.TABLE, biomarkers.TABLE, eligibility.TABLE)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ class PatientAssessment:
             "eligibility_detail": [b.to_dict() for b in self.eligibility.biologics],
             "rules": [x.to_dict() for x in self.rules],
             "warnings": list(self.warnings),
-            "reference": {t: load(t)["version"] for t in (risk.TABLE, biomarkers.TABLE, eligibility.TABLE)},
+            "basis": [basis(t).to_dict() for t in TABLES],
+            "reference": {t: load(t)["version"] for t in TABLES},
         }
 
 
