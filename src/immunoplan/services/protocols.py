@@ -141,3 +141,77 @@ def replan_desensitization(
         steps_back=steps_back,
         chosen=chosen,
     )
+
+
+# ------------------------------------------------------------------------------------------- reactions
+
+
+@dataclass
+class GradingResult:
+    findings: Any
+    grades: list[Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "findings": self.findings.to_dict(),
+            "grades": [g.to_dict() for g in self.grades],
+        }
+        if len(self.grades) == 1:
+            out.update(self.grades[0].to_dict())
+        return out
+
+
+def make_findings(
+    *,
+    symptoms: tuple[str, ...] | list[str] = (),
+    bronchodilator_response: str | None = None,
+    pef_drop_pct: Any = None,
+    epinephrine_minutes: Any = None,
+    onset_minutes: Any = None,
+    first_symptom: str | None = None,
+    treatments: tuple[str, ...] | list[str] = (),
+    intervention: str | None = None,
+    infusion_interrupted: bool = False,
+    prompt_response: bool | None = None,
+    recurrence: bool = False,
+    hospitalization: bool = False,
+    life_threatening: bool = False,
+    persistent: bool = False,
+    death: bool = False,
+    vasovagal: bool = False,
+    biomarkers: tuple[str, ...] | list[str] = (),
+    complement_prone_drug: bool = False,
+) -> Any:
+    """Validated `Findings` from plain values (symptom codes: reference file ``grading_symptoms``)."""
+    from immunoplan.clinical.reactions import Findings
+
+    return Findings(
+        symptoms=frozenset(symptoms),
+        bronchodilator_response=bronchodilator_response or None,
+        pef_drop_pct=_opt_decimal("pef_drop_pct", pef_drop_pct),
+        epinephrine_minutes=_opt_decimal("epinephrine_minutes", epinephrine_minutes),
+        onset_minutes=_opt_decimal("onset_minutes", onset_minutes),
+        first_symptom=first_symptom or None,
+        treatments=frozenset(treatments),
+        intervention=intervention or None,
+        infusion_interrupted=infusion_interrupted,
+        prompt_response=prompt_response,
+        recurrence=recurrence,
+        hospitalization=hospitalization,
+        life_threatening=life_threatening,
+        persistent=persistent,
+        death=death,
+        vasovagal=vasovagal,
+        biomarkers=frozenset(biomarkers),
+        complement_prone_drug=complement_prone_drug,
+    )
+
+
+def grade_reaction(scale: str, **findings: Any) -> GradingResult:
+    """Grade one reaction on ``scale`` (or ``all``): WAO 2010/2017, Brown 2004, CTCAE, seed 001, phenotype."""
+    from immunoplan.clinical.reactions import SCALES, grade
+
+    f = make_findings(**findings)
+    if scale == "all":
+        return GradingResult(f, [grade(s, f) for s in SCALES])
+    return GradingResult(f, [grade(scale, f)])
