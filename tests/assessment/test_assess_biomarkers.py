@@ -76,11 +76,13 @@ def test_conversion_default_factor_is_flagged_unverified() -> None:
     conv = biomarkers.iu_ml_to_ng_ml("100")
     assert conv.value == Decimal("242.00") and conv.unit == "ng/mL"
     assert conv.rule.basis.status == "UNVERIFIED"
+    assert conv.warning and "UNVERIFIED" in conv.warning
 
 
 def test_conversion_alternative_factor_and_round_trip() -> None:
     conv = biomarkers.iu_ml_to_ng_ml("100", factor="2.4")
     assert conv.value == Decimal("240.0") and conv.rule.basis.status == "SECONDARY"
+    assert conv.warning is None
     back = biomarkers.ng_ml_to_iu_ml(str(conv.value), factor="2.4")
     assert back.value == Decimal(100)
 

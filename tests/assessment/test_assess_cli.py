@@ -122,6 +122,7 @@ def test_biomarkers(cli) -> None:
     assert child["feno"]["category"] == "high"  # child cut-offs (< 12 y): > 35 ppb
     d2 = one_json(cli("biomarkers", "--ige-ng-ml", "240", "--factor", "2.4", "--json"))
     assert d2["total_ige_iu_ml"] == 100
+    assert d2["warnings"] == [] and any("UNVERIFIED" in w for w in d["warnings"])
 
 
 def test_assess_and_demo_tour(cli) -> None:

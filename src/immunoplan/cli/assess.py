@@ -170,6 +170,7 @@ def biomarkers_cmd(
     """sIgE class, sIgE/total-IgE ratio, IgE unit conversion, eosinophil and FeNO categories."""
     out: dict[str, Any] = {}
     rules: list[dict[str, Any]] = []
+    warnings: list[str] = []
     if sige is not None:
         cls = biomarkers.sige_class(sige)
         out["sige_class"] = cls
@@ -180,10 +181,12 @@ def biomarkers_cmd(
     if total_ige is not None:
         conv = biomarkers.iu_ml_to_ng_ml(total_ige, factor)
         out["total_ige_ng_ml"] = conv.value
+        warnings += [conv.warning] if conv.warning else []
         rules.append(conv.rule.to_dict())
     if ige_ng_ml is not None:
         conv = biomarkers.ng_ml_to_iu_ml(ige_ng_ml, factor)
         out["total_ige_iu_ml"] = conv.value
+        warnings += [conv.warning] if conv.warning else []
         rules.append(conv.rule.to_dict())
     if eosinophils is not None:
         cat = biomarkers.eosinophil_category(eosinophils)
@@ -201,16 +204,21 @@ def biomarkers_cmd(
         raise InvalidInput(
             "biomarkers", "give at least one value", "--sige, --total-ige, --ige-ng-ml, --eosinophils, --feno"
         )
-    result = {**out, "rules": rules}
+    result = {**out, "rules": rules, "warnings": warnings}
 
     def render(r: dict[str, Any]) -> None:
         console.print(
             _kv_table(
                 "Biomarkers",
-                [(k, v if not isinstance(v, dict) else v["category"]) for k, v in r.items() if k != "rules"],
+                [
+                    (k, v if not isinstance(v, dict) else v["category"])
+                    for k, v in r.items()
+                    if k not in ("rules", "warnings")
+                ],
             )
         )
         console.print(_rules_table(r["rules"]))
+        _warnings(r["warnings"])
 
     emit(result, as_json, render)
 
@@ -330,17 +338,18 @@ def spirometry_cmd(
 
 
 # ---------------------------------------------------------------- combined assessment
-def render_assessment(a: PatientAssessment) -> None:
-    """Rich view of one `PatientAssessment` (also used by the demo tour)."""
+def render_assessment(a: PatientAssessment, extra: list[tuple[str, Any]] | None = None) -> None:
+    """Rich view of one `PatientAssessment` (also used by the demo tour); ``extra`` rows go on top."""
     d = a.to_dict()
     i, r = d["inputs"], d["risk"]
     bm = d["biomarkers"]
     console.rule(f"[bold]{d['label'] or 'Patient assessment'}")
-    console.print(_kv_table("Inputs", [(k, v) for k, v in i.items() if v is not None]))
+    console.print("inputs: " + ", ".join(f"{k}={_fmt(v)}" for k, v in i.items() if v is not None))
     console.print(
         _kv_table(
             "Assessment",
             [
+                *(extra or []),
                 ("sIgE class", bm["sige_class"]),
                 ("sIgE/total IgE (%)", bm["ratio_percent"]),
                 ("eosinophils", bm["eosinophils"]["category"] if bm["eosinophils"] else None),
@@ -416,7 +425,6 @@ DEMO_PATIENTS: list[dict[str, Any]] = [
         "perennial_sensitization": True,
         "severity": "moderate",
         "asthma_control": "controlled",
-        "fev1_percent_predicted": "92",
         "beta_blocker": False,
         "act": ["5", "4", "5", "4", "4"],
         "spirometry": {"sex": "female", "height_cm": "165", "fev1_l": "2.9"},
@@ -432,36 +440,50 @@ DEMO_PATIENTS: list[dict[str, Any]] = [
         "perennial_sensitization": True,
         "severity": "severe",
         "asthma_control": "partly-controlled",
-        "fev1_percent_predicted": "82",
         "beta_blocker": False,
         "act": ["4", "4", "3", "4", "3"],
-        "spirometry": {"sex": "male", "height_cm": "165", "fev1_l": "2.8"},
+        "spirometry": {"sex": "male", "height_cm": "165", "fev1_l": "2.5"},
     },
 ]
 
 
+def _demo_patient(p: dict[str, Any]) -> tuple[PatientAssessment, Any, spiro.SpirometryResult]:
+    """Spirometry first (its FEV1 % predicted feeds the risk cautions), then ACT and the assessment."""
+    sp = spiro.spirometry(age=p["age_years"], **p["spirometry"])
+    act = questionnaires.score("act", p["act"])
+    args = {k: v for k, v in p.items() if k not in ("act", "spirometry")}
+    a = assess_patient(**args, fev1_percent_predicted=sp.measures["fev1"].percent_predicted)
+    return a, act, sp
+
+
 def demo_tour_cmd(as_json: bool = JSON) -> None:
     """Scripted tour: assess two example patients (low-risk adult, high-risk adolescent)."""
-    tour = []
-    for p in DEMO_PATIENTS:
-        args = {k: v for k, v in p.items() if k not in ("act", "spirometry")}
-        a = assess_patient(**args)
-        act = questionnaires.score("act", p["act"])
-        sp = spiro.spirometry(age=p["age_years"], **p["spirometry"])
-        tour.append((a, act, sp))
+    tour = [_demo_patient(p) for p in DEMO_PATIENTS]
     if as_json:
         emit({"patients": [{"assessment": a, "act": act, "spirometry": sp} for a, act, sp in tour]}, True)
         return
-    console.print(
-        "[bold]immunoplan demo tour[/bold]: assessing two example patients before mite immunotherapy."
-    )
-    console.print("Every answer lists the rule, data version, source and evidence status it came from.\n")
+    console.print("[bold]immunoplan demo tour[/bold]: two example patients before mite rush immunotherapy.")
+    console.print("Every answer names the rule, data version, source and evidence status it came from.\n")
     for a, act, sp in tour:
-        render_assessment(a)
-        console.print(f"ACT {_fmt(act.score)} -> {act.category} (MID {_fmt(act.mid)})")
-        _render_spirometry(sp)
+        f = sp.measures["fev1"]
+        render_assessment(
+            a,
+            extra=[
+                ("ACT", f"{_fmt(act.score)} ({act.category}; MID {_fmt(act.mid)})"),
+                (
+                    f"FEV1 ({sp.equation})",
+                    f"{_fmt(f.observed)} L = {_fmt(f.percent_predicted)} % predicted, z {_fmt(f.z)} "
+                    f"(LLN {_fmt(f.lln)} L)",
+                ),
+            ],
+        )
         console.print()
-    console.print("Try: immunoplan risk --age 14 --total-ige 420 --sige 68 --json")
+    console.print(
+        "More: immunoplan risk --age 14 --total-ige 420 --sige 68 --json | immunoplan score act 4 4 3 4 3"
+    )
+    console.print(
+        "      immunoplan spirometry --sex male --age 40 --height-cm 175 --fev1 3.0 | immunoplan --help"
+    )
 
 
 def register(app: typer.Typer) -> None:

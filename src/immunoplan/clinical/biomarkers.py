@@ -80,8 +80,19 @@ class Conversion:
     factor_ng_per_iu: Decimal
     rule: FiredRule
 
+    @property
+    def warning(self) -> str | None:
+        """Set when the factor is UNVERIFIED: the converted value must not feed a dose calculation."""
+        if self.rule.basis.status != "UNVERIFIED":
+            return None
+        return (
+            f"IgE mass factor {self.factor_ng_per_iu} ng/IU is UNVERIFIED: check the laboratory's own factor "
+            "before using a converted value to dose (e.g. omalizumab)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "warning": self.warning,
             "value": self.value,
             "unit": self.unit,
             "factor_ng_per_iu": self.factor_ng_per_iu,
