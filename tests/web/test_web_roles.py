@@ -114,6 +114,10 @@ def _url(path: str, ids: dict[str, int]) -> str:
             return "nurse1"
         if name == "path":
             return "x"
+        if name == "step_no":
+            return "1"
+        if name == "sheet":
+            return "rdd-nursing"
         return str(ids[name])
 
     return re.sub(r"\{([^}]+)\}", sub, path)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def include_all(app: FastAPI) -> None:
-    from immunoplan.web.routes import assessment, patients, session
+    from immunoplan.web.routes import assessment, desensitization, patients, session
 
-    for module in (session, patients, assessment):
+    for module in (session, patients, assessment, desensitization):
         app.include_router(module.router)

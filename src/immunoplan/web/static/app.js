@@ -48,3 +48,7 @@
   });
   document.addEventListener("htmx:afterSettle", function (e) { initCharts(e.target); tickTimers(); });
 })();
+document.addEventListener("click", function (e) {
+  var t = e.target.closest && e.target.closest("[data-print]");
+  if (t) { e.preventDefault(); window.print(); }
+});
