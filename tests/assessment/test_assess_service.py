@@ -107,3 +107,9 @@ def test_bad_input(over: dict, field: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         high_risk_adolescent(**over)
     assert exc.value.field == field
+
+
+def test_unknown_input_is_invalid_input_not_a_crash() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        assess_patient(age_years=30, total_ige_iu_ml=100, sige_kua_l=1, sige=5)
+    assert exc.value.field == "sige" and "sige_kua_l" in exc.value.accepted

@@ -29,11 +29,13 @@ Numbers are Decimals in the object and JSON numbers after ``immunoplan.cli.outpu
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from immunoplan.clinical import biomarkers, eligibility, risk
 from immunoplan.clinical.assess_rules import FiredRule
+from immunoplan.errors import InvalidInput
 from immunoplan.reference import basis, load
 
 SCHEMA = "immunoplan.assessment/1"
@@ -116,12 +118,17 @@ def assess_patient(
     fev1_percent_predicted: Any = None,
     beta_blocker: bool | None = None,
     label: str | None = None,
+    **unknown: Any,
 ) -> PatientAssessment:
     """Validate every input first (raising `InvalidInput`, nothing computed), then assess.
 
     ``uncontrolled`` (for the omalizumab label criterion "inadequately controlled") defaults to
-    ``asthma_control != "controlled"`` when only ``asthma_control`` is given.
+    ``asthma_control != "controlled"`` when only ``asthma_control`` is given. An unknown keyword (e.g. a
+    misspelt field from a form or an import) is an `InvalidInput`, not a crash.
     """
+    if unknown:
+        accepted = ", ".join(p for p in inspect.signature(assess_patient).parameters if p != "unknown")
+        raise InvalidInput(sorted(unknown)[0], "unknown assessment input", accepted)
     risk_in = risk.validate_risk_input(
         age_years,
         total_ige_iu_ml,
