@@ -24,7 +24,7 @@ from immunoplan.clinical import desensitization as rdd
 from immunoplan.clinical.desensitization import breakthrough
 from immunoplan.clinical.desensitization.premedication import bedside_checklist, premedication
 from immunoplan.errors import InvalidInput
-from immunoplan.validation import check_range, to_decimal
+from immunoplan.validation import check_choice, check_range, to_decimal
 
 # ----------------------------------------------------------------------------------------------- helpers
 
@@ -215,3 +215,221 @@ def grade_reaction(scale: str, **findings: Any) -> GradingResult:
     if scale == "all":
         return GradingResult(f, [grade(s, f) for s in SCALES])
     return GradingResult(f, [grade(scale, f)])
+
+
+# ------------------------------------------------------------------------------------------------ SCIT
+
+
+@dataclass
+class ScitScheduleResult:
+    schedule: Any
+    omalizumab: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.schedule.to_dict()
+        d["omalizumab"] = self.omalizumab
+        d["warnings"] = d["warnings"] + self.warnings
+        return d
+
+
+def plan_scit_schedule(
+    *,
+    product: str,
+    regimen: str,
+    start: str | date,
+    maintenance_interval_weeks: Any = None,
+    maintenance_visits: Any = 3,
+    start_time: str | None = None,
+    omalizumab: str | None = None,
+    omalizumab_lead_weeks: Any = None,
+    age_years: Any = None,
+    weight_kg: Any = None,
+    total_ige_iu_ml: Any = None,
+    indication: str = "asthma",
+    region: str = "us",
+    omalizumab_override_reason: str | None = None,
+) -> ScitScheduleResult:
+    """Dated SCIT calendar (protocols.md 2.1-2.3, 2.7), optionally joined by omalizumab visits."""
+    from immunoplan.clinical.immunotherapy import build_schedule
+
+    day = parse_date("start", start)
+    t = parse_start(start_time).time() if start_time else None  # type: ignore[union-attr]
+    mi = (
+        None
+        if maintenance_interval_weeks in (None, "")
+        else _int("maintenance_interval_weeks", maintenance_interval_weeks)
+    )
+    sched = build_schedule(
+        product,
+        regimen,
+        day,
+        maintenance_interval_weeks=mi,
+        maintenance_visits=_int("maintenance_visits", maintenance_visits),
+        start_time=t,
+    )
+    result = ScitScheduleResult(sched)
+    if omalizumab:
+        _join_omalizumab(
+            result,
+            mode=omalizumab,
+            lead_weeks=omalizumab_lead_weeks,
+            age_years=age_years,
+            weight_kg=weight_kg,
+            total_ige_iu_ml=total_ige_iu_ml,
+            indication=indication,
+            region=region,
+            override_reason=omalizumab_override_reason,
+        )
+    return result
+
+
+OMALIZUMAB_MODES = ("pre", "concurrent")
+
+
+def _join_omalizumab(
+    result: ScitScheduleResult,
+    *,
+    mode: str,
+    lead_weeks: Any,
+    age_years: Any,
+    weight_kg: Any,
+    total_ige_iu_ml: Any,
+    indication: str,
+    region: str,
+    override_reason: str | None,
+) -> None:
+    """Add omalizumab administrations (label-table dose and interval from the omalizumab service) to the
+    SCIT calendar: ``concurrent`` starts with SCIT (seed 001: 'initiated simultaneously with AIT');
+    ``pre`` starts ``lead_weeks`` before SCIT (seed 000: omalizumab-pretreated RIT; the lead time is not
+    published there, so the clinician must enter it)."""
+    check_choice("omalizumab", mode, OMALIZUMAB_MODES)
+    try:
+        from immunoplan.services.omalizumab import label_dose
+    except ImportError:  # pragma: no cover - depends on the omalizumab issue having landed
+        raise InvalidInput(
+            "omalizumab", "the omalizumab service is not installed", "omit --omalizumab"
+        ) from None
+    for name, value in (
+        ("age_years", age_years),
+        ("weight_kg", weight_kg),
+        ("total_ige_iu_ml", total_ige_iu_ml),
+    ):
+        if value in (None, ""):
+            raise InvalidInput(name, "needed for the omalizumab label dose", "a number")
+    lead = 0
+    if mode == "pre":
+        if lead_weeks in (None, ""):
+            raise InvalidInput(
+                "omalizumab_lead_weeks",
+                "pre-treatment needs the lead time in weeks (not "
+                "published in seed 000: the clinician sets it)",
+                "1 to 52",
+            )
+        lead = check_range("omalizumab_lead_weeks", _int("omalizumab_lead_weeks", lead_weeks), 1, 52)
+    dose = label_dose(
+        indication, region, age_years, weight_kg, total_ige_iu_ml, override_reason=override_reason
+    )
+    dd = dose.to_dict()
+    sched = result.schedule
+    info: dict[str, Any] = {"mode": mode, "lead_weeks": lead, "label_dose": dd, "administrations": []}
+    result.omalizumab = info
+    if dd["status"] != "dose" or not dd["interval_weeks"] or not sched.visits:
+        result.warnings.append(
+            f"Omalizumab not scheduled: label lookup answered {dd['status']!r} ({dd['reason']})."
+        )
+        return
+    from datetime import timedelta
+
+    first = sched.start - timedelta(weeks=lead)
+    last = sched.visits[-1].date
+    day, n = first, 0
+    while day <= last:
+        n += 1
+        info["administrations"].append(
+            {
+                "n": n,
+                "date": day,
+                "dose_mg": dd["dose_mg"],
+                "injections": dd["injections"],
+                "same_day_as_scit": any(v.date == day for v in sched.visits),
+            }
+        )
+        day += timedelta(weeks=int(dd["interval_weeks"]))
+    result.warnings.append(
+        f"Omalizumab {mode}: {dd['dose_mg']} mg every {dd['interval_weeks']} weeks from {first} "
+        f"(label table; basis {dd['basis']['id'] if dd['basis'] else '-'}). "
+        "Combination with SCIT is off-label; "
+        "seed 000: benefit in high-risk patients (sIgE grade 3-6, sIgE/total IgE >= 10%)."
+    )
+
+
+def _int(field_name: str, value: Any) -> int:
+    d = to_decimal(field_name, value)
+    if d != d.to_integral_value():
+        raise InvalidInput(field_name, f"must be a whole number, got {value!r}", "an integer")
+    return int(d)
+
+
+def load_history(data: dict[str, Any]) -> tuple[str, str, list[Any], str]:
+    """Parse a course history object: ``{"product", "regimen", "ruleset"?, "injections": [...]}``.
+
+    Each injection: ``date``, and ``dose`` (product units) or ``vial`` + ``volume_ml``; optional
+    ``local_reaction`` (none | up-to-quarter | larger-than-quarter) and ``systemic_reaction``
+    (``{"scale": "wao2017", "grade": "2"}`` or ``{"scale": "seed001", "grade": "mild"}``).
+    """
+    from immunoplan.clinical.immunotherapy import GivenInjection, dose_of
+
+    if not isinstance(data, dict):
+        raise InvalidInput("history", "must be a JSON object", '{"product": ..., "injections": [...]}')
+    product_id = data.get("product")
+    regimen_id = data.get("regimen")
+    if not product_id or not regimen_id:
+        raise InvalidInput(
+            "history", "needs 'product' and 'regimen'", "alutard-sq-hdm / conventional|cluster"
+        )
+    items = data.get("injections")
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(
+            "history.injections", "must be a non-empty list", "[{date, dose | vial+volume_ml}]"
+        )
+    out = []
+    for i, it in enumerate(items):
+        f = f"history.injections[{i}]"
+        if not isinstance(it, dict) or "date" not in it:
+            raise InvalidInput(f, "needs a date", "{date, dose | vial + volume_ml}")
+        when = parse_date(f"{f}.date", it["date"])
+        if "dose" in it:
+            units = to_decimal(f"{f}.dose", it["dose"])
+        elif "vial" in it and "volume_ml" in it:
+            units = dose_of(
+                product_id, _int(f"{f}.vial", it["vial"]), to_decimal(f"{f}.volume_ml", it["volume_ml"])
+            ).units
+        else:
+            raise InvalidInput(f, "needs 'dose' or 'vial' + 'volume_ml'", "dose in product units")
+        check_range(f"{f}.dose", units, 0, None, low_inclusive=False)
+        sr = it.get("systemic_reaction") or {}
+        if sr and not isinstance(sr, dict):
+            raise InvalidInput(f"{f}.systemic_reaction", "must be an object", '{"scale": ..., "grade": ...}')
+        out.append(
+            GivenInjection(
+                when,
+                units,
+                str(it.get("local_reaction", "none")),
+                sr.get("scale"),
+                None if not sr else str(sr.get("grade")),
+            )
+        )
+    return str(product_id), str(regimen_id), out, str(data.get("ruleset", "norway"))
+
+
+def scit_next_dose(
+    history: dict[str, Any], on: str | date, *, ruleset: str | None = None, new_vial: bool = False
+) -> Any:
+    """Next SCIT dose from a course history (rules engine; reference file ``scit_adjustment``)."""
+    from immunoplan.clinical.immunotherapy import next_dose
+
+    product_id, regimen_id, injections, rs = load_history(history)
+    return next_dose(
+        product_id, regimen_id, injections, parse_date("date", on), ruleset=ruleset or rs, new_vial=new_vial
+    )

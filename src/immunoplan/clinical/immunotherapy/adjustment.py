@@ -1,0 +1,331 @@
+"""SCIT next-dose rules engine: given the course history and a date, the dose to give, the rule that fired
+and its source (reference file ``scit_adjustment``; protocols.md 2.4-2.5).
+
+Order of evaluation (every rule is reported, fired or not; the most restrictive dose wins):
+1. the last injection's systemic reaction: severe -> ``do-not-dose`` (seed 001: discontinuation; practice
+   parameter: physician evaluation); any other -> 1/10 of that dose (LSU example rule, SECONDARY);
+2. the interval since the last dose: build-up or maintenance table of the chosen rule set (Norwegian Alutard
+   guide, default; or AAAAI/ACAAI Table E5 for build-up); maintenance reductions return to the full dose per
+   the Norwegian guide;
+3. the last injection's local reaction (LSU example rule, SECONDARY): up to a quarter -> do not increase;
+   larger -> half the dose;
+4. repeated systemic reactions: never above the lowest dose that caused them (Canadian monograph);
+5. a new vial/lot of the same strength: at most 50% of the previous dose (Canadian monograph).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from immunoplan import reference
+from immunoplan.errors import InvalidInput
+from immunoplan.reference import Basis
+from immunoplan.validation import check_choice
+
+from .catalogue import Dose, dose_for_units, dose_steps, maintenance_dose, product, regimen
+
+DATA = "scit_adjustment"
+RULESETS = ("norway", "aaaai")
+LOCAL = ("none", "up-to-quarter", "larger-than-quarter")
+SEVERE_WAO = {"3", "4", "5"}
+
+
+@dataclass(frozen=True)
+class GivenInjection:
+    """One injection in the course history."""
+
+    date: date
+    dose: Decimal
+    local_reaction: str = "none"
+    systemic_scale: str | None = None
+    systemic_grade: str | None = None
+
+    @property
+    def systemic(self) -> bool:
+        return self.systemic_grade is not None and self.systemic_grade not in ("", "none", "local")
+
+    @property
+    def severe(self) -> bool:
+        """Severe = seed 001 / Brown 'severe' or WAO grade 3-5 (mapping UNVERIFIED; only withholds)."""
+        if not self.systemic:
+            return False
+        g = str(self.systemic_grade).lower()
+        return g == "severe" or (self.systemic_scale in ("wao2010", "wao2017") and g[:1] in SEVERE_WAO)
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    id: str
+    text: str
+    fired: bool
+    dose: Decimal | None
+    basis: Basis
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "fired": self.fired,
+            "dose": self.dose,
+            "basis": self.basis.to_dict(),
+        }
+
+
+@dataclass
+class NextDose:
+    """``kind``: dose | do-not-dose | outside-table."""
+
+    kind: str
+    date: date
+    phase: str
+    dose: Dose | None
+    rule: FiredRule | None
+    rules: list[FiredRule]
+    days_since_last: int
+    next_due: date | None
+    observation_minutes: int
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "date": self.date,
+            "phase": self.phase,
+            "dose": self.dose.to_dict() if self.dose else None,
+            "rule": self.rule.to_dict() if self.rule else None,
+            "rules": [r.to_dict() for r in self.rules],
+            "days_since_last": self.days_since_last,
+            "next_due": self.next_due,
+            "observation_minutes": self.observation_minutes,
+            "warnings": self.warnings,
+        }
+
+
+def _basis(rule_id: str, status: str, source: str) -> Basis:
+    return reference.basis(DATA, rule_id, status=status, source=source)
+
+
+def _band(bands: list[dict[str, Any]], days: int) -> dict[str, Any]:
+    for b in bands:
+        if b["max_days"] is None or days <= int(b["max_days"]):
+            return b
+    raise AssertionError("last band is open")  # pragma: no cover
+
+
+def next_dose(
+    product_id: str,
+    regimen_id: str,
+    history: list[GivenInjection],
+    on: date,
+    *,
+    ruleset: str = "norway",
+    new_vial: bool = False,
+) -> NextDose:
+    """The dose for ``on`` after ``history`` (see module docstring for the rules, in order)."""
+    check_choice("ruleset", ruleset, RULESETS)
+    p = product(product_id)
+    reg = regimen(product_id, regimen_id)
+    if reg["status"] == "UNVERIFIED" or not reg["rows"]:
+        raise InvalidInput(
+            "regimen",
+            f"{regimen_id!r} has no verified step table for {product_id}",
+            ", ".join(k for k, v in p["regimens"].items() if v["rows"]),
+        )
+    if not history:
+        raise InvalidInput(
+            "history", "no injection given yet: use the schedule's first dose", "a non-empty history"
+        )
+    for h in history:
+        check_choice("local_reaction", h.local_reaction, LOCAL)
+    hist = sorted(history, key=lambda h: h.date)
+    last = hist[-1]
+    if on < last.date:
+        raise InvalidInput("date", f"{on} is before the last injection ({last.date})", f">= {last.date}")
+    data = reference.load(DATA)
+    steps = dose_steps(product_id, regimen_id)
+    top = maintenance_dose(product_id)
+    days = (on - last.date).days
+    in_maintenance = any(h.dose >= top for h in hist)
+    phase = "maintenance" if in_maintenance else "build-up"
+    rules: list[FiredRule] = []
+    warnings: list[str] = []
+    obs = int(p["observation_minutes"])
+
+    def step_above(units: Decimal) -> Decimal:
+        for s in steps:
+            if s.units > units:
+                return s.units
+        return steps[-1].units
+
+    def step_index_at_or_below(units: Decimal) -> int:
+        idx = 0
+        for i, s in enumerate(steps):
+            if s.units <= units:
+                idx = i
+        return idx
+
+    # 1. systemic reaction at the last injection
+    sysd = data["systemic"]
+    if last.systemic and last.severe:
+        r = sysd["severe"]
+        fr = FiredRule(r["id"], r["text"], True, None, _basis(r["id"], r["status"], r["source"]))
+        warnings.append(sysd["severe_definition"]["text"])
+        return NextDose("do-not-dose", on, phase, None, fr, [fr], days, None, obs, warnings)
+    candidates: list[tuple[Decimal, FiredRule]] = []
+    r = sysd["any"]
+    if last.systemic:
+        units = last.dose * Decimal(r["fraction"])
+        fr = FiredRule(r["id"], r["text"], True, units, _basis(r["id"], r["status"], r["source"]))
+        candidates.append((units, fr))
+        warnings.append(
+            "Systemic reaction at the last injection: the physician re-evaluates dose, schedule and "
+            "benefit of continuing before this dose."
+        )
+    rules.append(
+        FiredRule(
+            r["id"],
+            r["text"],
+            last.systemic,
+            candidates[0][0] if candidates else None,
+            _basis(r["id"], r["status"], r["source"]),
+        )
+    )
+
+    # 2. interval since the last dose
+    table = data["missed"][ruleset]["maintenance" if in_maintenance else "buildup"]
+    if ruleset == "aaaai" and not in_maintenance:
+        measure_days = days - int(p["buildup_interval_days"])
+    else:
+        measure_days = days
+    band = _band(table["bands"], max(measure_days, 0))
+    b = _basis(band["id"], table["status"], table["source"])
+    action = band["action"]
+    units: Decimal | None
+    text = band["text"]
+    if action == "outside-table":
+        fr = FiredRule(band["id"], text, True, None, b)
+        rules.append(fr)
+        return NextDose("outside-table", on, phase, None, fr, rules, days, None, obs, warnings)
+    if action == "increase":
+        units = step_above(last.dose)
+    elif action == "repeat":
+        units = last.dose
+    elif action == "back":
+        units = steps[max(0, step_index_at_or_below(last.dose) - int(band["steps"]))].units
+    elif action == "restart":
+        units = steps[0].units
+        phase = "build-up"
+    elif action == "fraction":
+        units = last.dose * Decimal(band["fraction"])
+    elif action == "volume":
+        top_vial = dose_for_units(product_id, top)
+        units = min(last.dose, top / top_vial.volume_ml * Decimal(band["ml"]))
+    elif action == "maintain":
+        units = _maintenance_return(hist, top, steps, data, text_out := [])
+        if text_out:
+            text = text_out[0]
+    else:  # pragma: no cover - data defect
+        raise AssertionError(action)
+    fr = FiredRule(band["id"], text, True, units, b)
+    candidates.append((units, fr))
+    rules.append(fr)
+
+    # 3. local reaction at the last injection
+    loc = data["local"]
+    if last.local_reaction != "none":
+        lr = loc["rules"][last.local_reaction]
+        lunits = last.dose if lr["action"] == "repeat" else last.dose * Decimal(lr["fraction"])
+        fr = FiredRule(lr["id"], lr["text"], True, lunits, _basis(lr["id"], loc["status"], loc["source"]))
+        candidates.append((lunits, fr))
+        rules.append(fr)
+        warnings.append(
+            "Local-reaction rule is one institution's example (SECONDARY); single local reactions "
+            "do not predict systemic reactions (guideline summary, evidence C)."
+        )
+
+    # 4. repeated systemic reactions: cap below the lowest dose that caused them
+    rep = sysd["repeated"]
+    sr = [h for h in hist if h.systemic]
+    if len(sr) >= 2:
+        cap_at = min(h.dose for h in sr)
+        below = [s.units for s in steps if s.units < cap_at]
+        cap = below[-1] if below else steps[0].units
+        fr = FiredRule(rep["id"], rep["text"], True, cap, _basis(rep["id"], rep["status"], rep["source"]))
+        candidates.append((cap, fr))
+        rules.append(fr)
+        warnings.append(
+            "Repeated systemic reactions: consider a lower maintenance dose (practice parameter)."
+        )
+
+    # 5. new vial / lot
+    nv = data["new_vial"]
+    if new_vial:
+        nunits = last.dose * Decimal(nv["fraction"])
+        fr = FiredRule(nv["id"], nv["text"], True, nunits, _basis(nv["id"], nv["status"], nv["source"]))
+        candidates.append((nunits, fr))
+        rules.append(fr)
+
+    units_final, fired = min(candidates, key=lambda c: c[0])
+    dose = dose_for_units(product_id, units_final)
+    if units_final >= top:
+        phase = "maintenance"
+    interval_days = _next_interval_days(p, hist, phase, units_final, top, data, warnings)
+    return NextDose(
+        "dose", on, phase, dose, fired, rules, days, on + timedelta(days=interval_days), obs, warnings
+    )
+
+
+def _maintenance_return(
+    hist: list[GivenInjection], top: Decimal, steps: list[Dose], data: dict[str, Any], text_out: list[str]
+) -> Decimal:
+    """Within the maintenance interval: full dose, or the way back to it after a reduction (Norway)."""
+    last = hist[-1]
+    if last.dose >= top:
+        return top
+    ret = data["missed"]["norway"]["maintenance"]["return"]
+    top_steps = [s for s in steps if s.vial == steps[-1].vial]
+    ml_06 = Decimal("0.6") * top_steps[-1].units / top_steps[-1].volume_ml
+    if last.dose >= ml_06:
+        text_out.append(ret["after_0_6_ml"]["text"])
+        return top
+    text_out.append(ret["below_0_6_ml"]["text"])
+    for s in top_steps:
+        if s.units > last.dose:
+            return s.units
+    return top
+
+
+def _next_interval_days(
+    p: dict[str, Any],
+    hist: list[GivenInjection],
+    phase: str,
+    units: Decimal,
+    top: Decimal,
+    data: dict[str, Any],
+    warnings: list[str],
+) -> int:
+    """Days to the next visit: build-up interval; in maintenance the product's interval, or the Norwegian
+    return-to-full-dose intervals after a reduction (0.6 mL -> full 4 weeks later, then 8 weeks;
+    below 0.6 mL ->
+    steps every 1-2 weeks, full dose then after 2, 4 and 8 weeks)."""
+    buildup = int(p["buildup_interval_days"])
+    mi = p["maintenance_interval_weeks"]["default"]
+    if phase != "maintenance":
+        return buildup
+    ret = data["missed"]["norway"]["maintenance"]["return"]
+    ml_06 = top * Decimal("0.6")
+    if units < top:
+        if units >= ml_06:
+            warnings.append(ret["after_0_6_ml"]["text"])
+            return 7 * int(ret["after_0_6_ml"]["next_full_after_weeks"])
+        warnings.append(ret["below_0_6_ml"]["text"])
+        return 7 * int(ret["below_0_6_ml"]["step_interval_weeks"][0])
+    last = hist[-1]
+    if last.dose < top and any(h.dose >= top for h in hist):
+        key = "after_0_6_ml" if last.dose >= ml_06 else "below_0_6_ml"
+        warnings.append(ret[key]["text"])
+        return 7 * int(ret[key]["then_weeks"][0])
+    return 7 * int(mi) if mi is not None else buildup
