@@ -54,8 +54,10 @@ def test_backup_while_writing_and_restore_round_trip(cli, tmp_path):
     # an open write transaction in another connection does not block or leak into the backup
     writer = sqlite3.connect(path)
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("INSERT INTO patients (pseudo_id, sex, cohort, created_at) VALUES ('UNCOMMITTED', 'male', "
-                   "'clinic', '2025-01-01')")
+    writer.execute(
+        "INSERT INTO patients (pseudo_id, sex, cohort, created_at) VALUES ('UNCOMMITTED', 'male', "
+        "'clinic', '2025-01-01')"
+    )
     r = cli("db", "backup", "--db", path, "--out", out, "--json")
     writer.rollback()
     writer.close()

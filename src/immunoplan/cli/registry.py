@@ -15,8 +15,9 @@ from immunoplan.cli.output import JSON_OPTION_HELP, console, emit
 from immunoplan.errors import InvalidInput
 
 db_app = typer.Typer(help="Create, migrate, back up and restore the registry database.", no_args_is_help=True)
-export_app = typer.Typer(help="Export the registry: CSV/XLSX tables, de-identified research set, FHIR R4.",
-                         no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export the registry: CSV/XLSX tables, de-identified research set, FHIR R4.", no_args_is_help=True
+)
 
 DB_OPT = typer.Option(None, "--db", help="SQLite registry file.")
 URL_OPT = typer.Option(None, "--url", help="Database URL (postgresql+psycopg://... or sqlite:///...).")
@@ -80,8 +81,11 @@ def db_migrate(
         after = migrate(engine, revision)
     finally:
         engine.dispose()
-    emit({"url": _safe_url(str(engine.url)), "from_revision": before, "revision": after}, as_json,
-         _kv("migrated"))
+    emit(
+        {"url": _safe_url(str(engine.url)), "from_revision": before, "revision": after},
+        as_json,
+        _kv("migrated"),
+    )
 
 
 @db_app.command("backup")
@@ -145,6 +149,107 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def demo(
+    db: Path = typer.Option(..., "--db", help="SQLite file to create (or a new, empty registry file)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same cohorts)."),
+    patients: int = typer.Option(None, "--patients", help="Size of the seed-000 cohort (default 202)."),
+    replace: bool = typer.Option(False, "--replace", help="Delete an existing file at --db first."),
+    actor: str = ACTOR_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create the two synthetic demo cohorts (seed 000: RIT vs RIT+Omb-pre; seed 001: SCIT vs Omb+SCIT)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from immunoplan.cli.output import err_console
+    from immunoplan.registry.db import open_registry
+    from immunoplan.registry.demo import create_demo
+    from immunoplan.registry.summary import registry_summary
+
+    if patients is not None and not 2 <= patients <= 10**6:
+        raise InvalidInput("--patients", f"{patients} is outside the accepted range", "[2, 1000000]")
+    if replace:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    reg = open_registry(db)
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("demo cohorts", total=None)
+
+            def tick(advance: int, total: int, what: str) -> None:
+                bar.update(task, total=total, advance=advance, description=f"demo cohorts ({what})")
+
+            result = create_demo(
+                reg,
+                seed=seed,
+                patients=patients,
+                actor=default_actor(actor) if actor else "demo",
+                progress=tick,
+            )
+        result["registry"] = registry_summary(reg)
+    finally:
+        reg.dispose()
+    result["db"] = str(db)
+
+    def render(r: dict[str, Any]) -> None:
+        console.print(
+            f"[bold]demo registry[/bold] {r['db']} (seed {r['seed']}, {r['seconds']} s): "
+            f"seed001 {r['cohorts']['seed001']} patients, seed000 {r['cohorts']['seed000']} patients"
+        )
+        render_summary(r["registry"])
+
+    emit(result, as_json, render)
+
+
+def due(
+    db: Path = DB_OPT,
+    url: str = URL_OPT,
+    as_of: str = typer.Option(None, "--as-of", help="Date to check (YYYY-MM-DD, default today)."),
+    window_days: int = typer.Option(
+        0, "--window-days", help="Also list injections due within this many days."
+    ),
+    grace_days: int = typer.Option(
+        0, "--grace-days", help="Days past due before an injection counts as late."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List due and late immunotherapy injections."""
+    from immunoplan.registry.db import open_registry
+    from immunoplan.services.records import list_due_injections
+
+    reg = open_registry(target(db, url))
+    try:
+        rows = list_due_injections(reg, as_of=as_of, window_days=window_days, grace_days=grace_days)
+    finally:
+        reg.dispose()
+
+    def render(r: dict[str, Any]) -> None:
+        t = Table(title=f"injections due by {r['as_of'] or 'today'}")
+        for col in ("patient", "course", "kind", "due on", "days overdue", "status"):
+            t.add_column(col)
+        for x in r["injections"]:
+            t.add_row(
+                x["pseudo_id"],
+                str(x["course_id"]),
+                x["kind"],
+                x["next_due_on"],
+                str(x["days_overdue"]),
+                x["status"],
+            )
+        console.print(t)
+
+    emit({"as_of": as_of, "injections": rows}, as_json, render)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(db_app, name="db")
+    app.command("demo")(demo)
+    app.command("due")(due)

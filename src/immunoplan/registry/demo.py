@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from immunoplan.errors import InvalidInput
@@ -37,6 +37,7 @@ from immunoplan.registry.db import Registry
 Progress = Callable[[int, int, str], None]
 TABLES = (
     "patients",
+    "diagnoses",
     "courses",
     "visits",
     "measurements",
@@ -50,6 +51,7 @@ MODELS = {
     t.__tablename__: t
     for t in (
         m.Patient,
+        m.Diagnosis,
         m.Course,
         m.Visit,
         m.Measurement,
@@ -83,11 +85,32 @@ class _Writer:
         return int(row["id"])
 
     def flush(self) -> None:
+        """Insert the collected rows: DBAPI executemany with SQLAlchemy's own per-column bind processors
+        (the same stored values as an ORM insert, without its per-row overhead)."""
+        conn = self.s.connection()
+        dialect = conn.dialect
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         for t in TABLES:
-            if self.rows[t]:
-                self.s.execute(insert(MODELS[t].__table__), self.rows[t])
-                self.counts[t] += len(self.rows[t])
-                self.rows[t] = []
+            rows = self.rows[t]
+            if not rows:
+                continue
+            cols = list(MODELS[t].__table__.columns)
+            procs = [c.type._cached_bind_processor(dialect) for c in cols]
+            defaults = [
+                c.default.arg if c.default is not None and c.default.is_scalar else None for c in cols
+            ]
+            names = [c.name for c in cols]
+            columns = []
+            for n, d, proc in zip(names, defaults, procs, strict=True):
+                values = [r.get(n, d) for r in rows]
+                if proc is not None:
+                    values = [None if v is None else proc(v) for v in values]
+                columns.append(values)
+            data = list(zip(*columns, strict=True))
+            sql = f"INSERT INTO {t} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+            conn.exec_driver_sql(sql, data)
+            self.counts[t] += len(rows)
+            self.rows[t] = []
 
     def finish(self, detail: dict[str, Any]) -> None:
         self.flush()
@@ -105,30 +128,21 @@ class _Writer:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _fit(x0: np.ndarray, mean: float, sd: float, low: float, high: float) -> np.ndarray:
-    """Values near ``x0`` with sample mean ``mean`` and SD ``sd`` (ddof=1), each within [low, high]."""
-    n = len(x0)
-    z = (x0 - x0.mean()) / (x0.std(ddof=1) or 1.0)
-    start = np.clip(mean + sd * z, low, high)
-    if abs(start.mean() - mean) < 1e-9 * max(1, abs(mean)) and abs(start.std(ddof=1) - sd) < 1e-9 * sd:
-        return start
-    res = minimize(
-        lambda v: float(((v - start) ** 2).sum()),
-        start,
-        method="SLSQP",
-        bounds=[(low, high)] * n,
-        constraints=[
-            {"type": "eq", "fun": lambda v: v.mean() - mean},
-            {"type": "eq", "fun": lambda v: v.std(ddof=1) - sd},
-        ],
-        options={"maxiter": 500, "ftol": 1e-12},
-    )
-    return np.clip(res.x, low, high)
+def _moment_match(
+    start: np.ndarray, mean: float, sd: float, low: np.ndarray, high: np.ndarray
+) -> np.ndarray | None:
+    """Alternate exact standardisation and clipping; None when it does not settle inside the bounds."""
+    x = start.astype(float)
+    for _ in range(2000):
+        x = mean + sd * (x - x.mean()) / (x.std(ddof=1) or 1.0)
+        clipped = np.clip(x, low, high)
+        if np.allclose(clipped, x, atol=1e-10, rtol=0):
+            return clipped
+        x = clipped
+    return None
 
 
-def _fit_bounded(x0: np.ndarray, mean: float, sd: float, bounds: list[tuple[float, float]]) -> np.ndarray:
-    """Like `_fit` with one [low, high] per element (used for BMI within its Table 1 category)."""
-    start = np.array([min(max(v, lo), hi) for v, (lo, hi) in zip(x0, bounds, strict=True)])
+def _slsqp(start: np.ndarray, mean: float, sd: float, bounds: list[tuple[float, float]]) -> np.ndarray:
     res = minimize(
         lambda v: float(((v - start) ** 2).sum()),
         start,
@@ -140,7 +154,25 @@ def _fit_bounded(x0: np.ndarray, mean: float, sd: float, bounds: list[tuple[floa
         ],
         options={"maxiter": 500, "ftol": 1e-12},
     )
-    return np.array([min(max(v, lo), hi) for v, (lo, hi) in zip(res.x, bounds, strict=True)])
+    lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+    return np.clip(res.x, lo, hi)
+
+
+def _fit(x0: np.ndarray, mean: float, sd: float, low: float, high: float) -> np.ndarray:
+    """Values near ``x0`` with sample mean ``mean`` and SD ``sd`` (ddof=1), each within [low, high]."""
+    n = len(x0)
+    z = (x0 - x0.mean()) / (x0.std(ddof=1) or 1.0)
+    start = np.clip(mean + sd * z, low, high)
+    got = _moment_match(start, mean, sd, np.full(n, low), np.full(n, high))
+    return got if got is not None else _slsqp(start, mean, sd, [(low, high)] * n)
+
+
+def _fit_bounded(x0: np.ndarray, mean: float, sd: float, bounds: list[tuple[float, float]]) -> np.ndarray:
+    """Like `_fit` with one [low, high] per element (used for BMI within its Table 1 category)."""
+    lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+    start = np.clip(x0, lo, hi)
+    got = _moment_match(start, mean, sd, lo, hi)
+    return got if got is not None else _slsqp(start, mean, sd, bounds)
 
 
 def _allocate(n: int, shares: dict[str, float], rng: np.random.Generator) -> np.ndarray:
@@ -254,6 +286,7 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
                 enrolled_on=start,
                 created_at=datetime.now(UTC),
             )
+            _diagnose(w, p_id, start)
             ige0 = float(values["total_ige_iu_ml"][i, 0])
             om = _label_dose(int(ages[i]), float(weight[i]), ige0) if g["with_omalizumab"] else None
             course = w.add(
@@ -358,6 +391,20 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
             )
         _seed001_reactions(w, rng, c1, syn, group, treated)
     return n_total
+
+
+def _diagnose(w: _Writer, p_id: int, day: date) -> None:
+    """Both seeds enrolled house-dust-mite allergic asthma (D. pteronyssinus, ImmunoCAP d1)."""
+    w.add(
+        "diagnoses",
+        patient_id=p_id,
+        code="allergic_asthma",
+        system="immunoplan",
+        label="Allergic asthma, house dust mite",
+        allergen="d1",
+        severity=None,
+        onset_on=None,
+    )
 
 
 def _unit(kind: str) -> str:
@@ -583,6 +630,7 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             enrolled_on=enrol,
             created_at=datetime.now(UTC),
         )
+        _diagnose(w, p_id, enrol)
         omb = bool(a["omb"][i])
         rit_start = enrol + timedelta(weeks=syn["omalizumab_pretreatment_weeks"] if omb else 0)
         done = bool(a["completed"][i])
