@@ -265,3 +265,35 @@ def test_act_total_is_sum_and_always_categorised(items: list[int]) -> None:
 def test_acq_mean_in_range_and_categorised(items: list[int]) -> None:
     res = q.score("acq6", items)
     assert Decimal(0) <= res.score <= Decimal(6) and res.category is not None
+
+
+@pytest.mark.parametrize(
+    ("instrument", "items", "age", "warns"),
+    [
+        ("act", [5] * 5, "11", True),
+        ("act", [5] * 5, "12", False),
+        ("c-act", [3] * 4 + [5] * 3, "3", True),
+        ("c-act", [3] * 4 + [5] * 3, "4", False),
+        ("c-act", [3] * 4 + [5] * 3, "11.9", False),
+        ("c-act", [3] * 4 + [5] * 3, "12", True),
+        ("acq5", [0] * 5, "17", True),
+        ("acq5", [0] * 5, "18", False),
+        ("acq7", [0] * 7, "10", True),
+        ("acq7", [0] * 7, "11", False),
+        ("aqlq", [4] * 32, "16", True),
+        ("aqlq", [4] * 32, "40", False),
+        ("aqlq", [4] * 32, "71", True),
+        ("scorad", [0] * 9, "1", True),
+        ("scorad", [0] * 9, "2", False),
+    ],
+)
+def test_age_outside_validated_range_warns(instrument: str, items: list, age: str, warns: bool) -> None:
+    base = q.score(instrument, items).warnings
+    with_age = q.score(instrument, items, age=age).warnings
+    assert (len(with_age) > len(base)) is warns
+
+
+def test_bad_age_for_score() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        q.score("act", [5] * 5, age="300")
+    assert exc.value.field == "age_years"

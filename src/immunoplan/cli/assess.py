@@ -254,10 +254,11 @@ def score_cmd(
         "--bands",
         help="Category convention (ACQ: naepp, van-der-meer; SCORAD: chopra, kunz, fondation).",
     ),
+    age: str = typer.Option(None, "--age", help="Age in years: warns outside the validated age range."),
     as_json: bool = JSON,
 ) -> None:
     """Score a questionnaire: total, category, minimal important difference."""
-    res = questionnaires.score(instrument, items, fev1_percent_predicted=fev1_pct, bands=bands)
+    res = questionnaires.score(instrument, items, fev1_percent_predicted=fev1_pct, bands=bands, age=age)
     emit(res, as_json, _render_score)
 
 
@@ -450,7 +451,7 @@ DEMO_PATIENTS: list[dict[str, Any]] = [
 def _demo_patient(p: dict[str, Any]) -> tuple[PatientAssessment, Any, spiro.SpirometryResult]:
     """Spirometry first (its FEV1 % predicted feeds the risk cautions), then ACT and the assessment."""
     sp = spiro.spirometry(age=p["age_years"], **p["spirometry"])
-    act = questionnaires.score("act", p["act"])
+    act = questionnaires.score("act", p["act"], age=p["age_years"])
     args = {k: v for k, v in p.items() if k not in ("act", "spirometry")}
     a = assess_patient(**args, fev1_percent_predicted=sp.measures["fev1"].percent_predicted)
     return a, act, sp

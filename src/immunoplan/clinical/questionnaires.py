@@ -17,6 +17,8 @@ from typing import Any
 from immunoplan.clinical.assess_rules import (
     PERCENT_PREDICTED_MAX,
     FiredRule,
+    age_years,
+    evaluate,
     find_band,
     fire,
     number,
@@ -143,10 +145,17 @@ def _categorise(
 
 
 def score(
-    instrument: str, items: Sequence[Any], *, fev1_percent_predicted: Any = None, bands: str | None = None
+    instrument: str,
+    items: Sequence[Any],
+    *,
+    fev1_percent_predicted: Any = None,
+    bands: str | None = None,
+    age: Any = None,
 ) -> ScoreResult:
-    """Score one questionnaire. ACQ-7 takes 7 items, or 6 items plus ``fev1_percent_predicted``."""
+    """Score one questionnaire. ACQ-7 takes 7 items, or 6 items plus ``fev1_percent_predicted``. With ``age``
+    (years) the result warns when the instrument or its MID was not validated at that age."""
     spec = _spec(instrument)
+    years = None if age is None else age_years(age)
     rules = [fire(TABLE, spec, instrument, f"{spec['name']}: {spec['scoring']} of item responses")]
     items = list(items)
     extra: dict[str, Any] = {}
@@ -184,6 +193,10 @@ def score(
     category, band_name = _categorise(instrument, exact if spec["scoring"] != "sum" else total, bands, rules)
     if category is None and spec.get("bands_note"):
         warnings.append(spec["bands_note"])
+    if years is not None:
+        warnings += [
+            c["warning"] for c in spec.get("age_checks", []) if evaluate(c["when"], {"age_years": years})
+        ]
     mid = spec["mid"]
     rules.append(
         fire(TABLE, mid, f"{instrument}_mid", f"minimal important difference {mid['value']} ({mid['kind']})")
