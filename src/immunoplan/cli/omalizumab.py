@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from immunoplan.cli.output import JSON_OPTION_HELP, console, emit
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, err_console
+from immunoplan.errors import InvalidInput
 from immunoplan.services import omalizumab as svc
+
+PROGRESS_MIN_PATIENTS = 2000
 
 omalizumab_app = typer.Typer(
     help="Omalizumab: label dosing, treatment timelines, PK/PD simulation.", no_args_is_help=True
@@ -63,6 +69,120 @@ def dose_cmd(
         csu_dose_mg=csu_dose_mg,
     )
     emit(r, as_json, _render_dose)
+
+
+def _parse_range(field: str, text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise InvalidInput(field, f"expected LOW:HIGH, got {text!r}", "e.g. 40:120")
+    return parts[0], parts[1]
+
+
+@contextmanager
+def _progress(enabled: bool, label: str) -> Iterator[Callable[[float], None] | None]:
+    """A Rich progress bar on stderr for long runs (yields a fraction callback, or None)."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda f: bar.update(task, completed=f)
+
+
+def _render_simulation(r: Any) -> None:
+    d = r.to_dict()
+    t = Table(title=f"omalizumab {d['model']} simulation, {d['n_patients']} patient(s)")
+    t.add_column("summary (free IgE)")
+    t.add_column("value")
+    for k, v in d["summary"].items():
+        if isinstance(v, dict):
+            v = " / ".join(f"{x:g}" for x in v.values()) + "  (p5 / p50 / p95)"
+        t.add_row(k, str(v))
+    console.print(t)
+    for w in d["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def _plot(r: Any, path: str) -> None:
+    """Free IgE (log scale, with the published targets) and total omalizumab over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = r.to_dict()
+    t = d["times_days"]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for ax, key, label in (
+        (ax1, "free_ige_ng_ml", "free IgE (ng/mL)"),
+        (ax2, "total_omalizumab_ug_ml", "total omalizumab (ug/mL)"),
+    ):
+        series = d[key]
+        if isinstance(series, dict):
+            ax.fill_between(t, series["p5"], series["p95"], alpha=0.25, label="5th-95th percentile")
+            ax.plot(t, series["p50"], label="median")
+        else:
+            ax.plot(t, series, label="typical patient")
+        ax.set_ylabel(label)
+    ax1.set_yscale("log")
+    for target in d["summary"]["targets_ng_ml"]:
+        ax1.axhline(target, linestyle="--", linewidth=0.8, color="grey")
+    ax1.legend(loc="upper right")
+    ax2.set_xlabel("days")
+    fig.suptitle(
+        f"omalizumab {d['model']}: {d['inputs'].get('dose_mg')} mg every "
+        f"{d['inputs'].get('interval_weeks')} weeks"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@omalizumab_app.command("simulate")
+def simulate_cmd(
+    weight_kg: float = typer.Option(
+        ..., help="Body weight (kg); centre of the population unless --weight-range."
+    ),
+    total_ige: float = typer.Option(..., "--total-ige", help="Baseline total IgE (IU/mL)."),
+    dose_mg: float = typer.Option(..., help="Dose per administration (mg)."),
+    interval_weeks: float = typer.Option(..., help="Weeks between doses."),
+    weeks: float = typer.Option(16, help="Simulated duration (weeks)."),
+    model: str = typer.Option("lowe2009", help="lowe2009 (default) or hayashi2007."),
+    population: int = typer.Option(None, help="Number of virtual patients (omit for one typical patient)."),
+    seed: int = typer.Option(None, help="Random seed for the population (default 0)."),
+    weight_range: str = typer.Option(None, help="Sample weight uniformly in LOW:HIGH kg (population)."),
+    ige_range: str = typer.Option(None, help="Sample IgE log-uniformly in LOW:HIGH IU/mL (population)."),
+    plot: str = typer.Option(None, help="Write a PNG plot to this path."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+) -> None:
+    """PK/PD simulation (Lowe 2009 / Hayashi 2007): free IgE, total IgE, total omalizumab."""
+    wr, ir = _parse_range("weight_range", weight_range), _parse_range("ige_range", ige_range)
+    with _progress(population is not None and population >= PROGRESS_MIN_PATIENTS, "simulating") as cb:
+        r = svc.simulate(
+            weight_kg=weight_kg,
+            total_ige_iu_ml=total_ige,
+            dose_mg=dose_mg,
+            interval_weeks=interval_weeks,
+            weeks=weeks,
+            model=model,
+            population=population,
+            seed=seed,
+            weight_range_kg=wr,
+            ige_range_iu_ml=ir,
+            progress=cb,
+        )
+    if plot:
+        _plot(r, plot)
+    emit(r, as_json, _render_simulation)
 
 
 def register(app: typer.Typer) -> None:
