@@ -433,3 +433,35 @@ def scit_next_dose(
     return next_dose(
         product_id, regimen_id, injections, parse_date("date", on), ruleset=ruleset or rs, new_vial=new_vial
     )
+
+
+# ------------------------------------------------------------------------------------------------- OIT
+
+
+def plan_oit(
+    *,
+    regimen: str,
+    omalizumab_start: str | date,
+    doses_mg: str | list[Any] | None = None,
+    weight_kg: Any = None,
+    arm_mg_per_kg_month: Any = None,
+    pretreatment_weeks: Any = None,
+) -> Any:
+    """OIT up-dosing calendar under omalizumab cover (protocols.md section 3). ``doses_mg`` as a list or a
+    comma-separated string of the clinician's up-dosing doses."""
+    from immunoplan.clinical.oit import plan_oit as core
+
+    doses = None
+    if doses_mg:
+        items = doses_mg.split(",") if isinstance(doses_mg, str) else list(doses_mg)
+        doses = [to_decimal("doses_mg", str(x).strip()) for x in items if str(x).strip()]
+    return core(
+        regimen,
+        parse_date("omalizumab_start", omalizumab_start),
+        doses_mg=doses,
+        weight_kg=_opt_decimal("weight_kg", weight_kg),
+        arm_mg_per_kg_month=_opt_decimal("arm_mg_per_kg_month", arm_mg_per_kg_month),
+        pretreatment_weeks=None
+        if pretreatment_weeks in (None, "")
+        else _int("pretreatment_weeks", pretreatment_weeks),
+    )
