@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def include_all(app: FastAPI) -> None:
-    from immunoplan.web.routes import assessment, desensitization, patients, session
+    from immunoplan.web.routes import assessment, courses, desensitization, injections, patients, session
 
-    for module in (session, patients, assessment, desensitization):
+    for module in (session, patients, assessment, courses, injections, desensitization):
         app.include_router(module.router)

@@ -1,0 +1,187 @@
+"""Course planning (SCIT + omalizumab on one calendar) and injection day (dose due with the rule that fired,
+record injection, observation timer, reaction with guided grading, next dose updates)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from web_helpers import WebClient, html_text
+
+from immunoplan.cli.output import to_jsonable
+from immunoplan.registry import models as m
+from immunoplan.services.protocols import grade_reaction, plan_scit_schedule, scit_next_dose
+
+RUSH = {
+    "product_regimen": "hdm-tyrosine-ultrarush|rush",
+    "start": date.today().isoformat(),
+    "start_time": "08:00",
+    "omalizumab": "pre",
+    "omalizumab_lead_weeks": "8",
+    "age_years": "14",
+    "weight_kg": "50",
+    "total_ige_iu_ml": "300",
+    "region": "us",
+}
+
+
+def _patient(c: WebClient) -> int:
+    return c.post("/api/patients", json={"pseudo_id": "C-1", "birth_date": "2012-01-01"}).json()["id"]
+
+
+def _course(c: WebClient, **over: str) -> tuple[int, int]:
+    pid = _patient(c)
+    r = c.post(f"/patients/{pid}/courses", {**RUSH, **over, "action": "save"})
+    assert r.status_code == 303, r.text[:800]
+    return pid, int(r.headers["location"].rsplit("/", 1)[1])
+
+
+def test_rush_with_omalizumab_pretreatment_on_one_calendar(clinician: WebClient) -> None:
+    pid, cid = _course(clinician)
+    text = html_text(clinician.get(f"/patients/{pid}/courses/{cid}").text)
+    expected = to_jsonable(
+        plan_scit_schedule(
+            product="hdm-tyrosine-ultrarush",
+            regimen="rush",
+            start=RUSH["start"],
+            start_time="08:00",
+            omalizumab="pre",
+            omalizumab_lead_weeks=8,
+            age_years=14,
+            weight_kg=50,
+            total_ige_iu_ml=300,
+        )
+    )
+    om = expected["omalizumab"]
+    assert f"{om['label_dose']['dose_mg']} mg every {om['label_dose']['interval_weeks']} weeks" in text
+    for a in om["administrations"]:  # every omalizumab date and the SCIT day are on the one calendar
+        assert a["date"] in text
+    assert "14:00" in text  # last ultra-rush injection clock time
+    assert "One calendar" in text
+
+
+def test_preview_stores_nothing_and_unverified_regimen_cannot_be_saved(
+    clinician: WebClient, registry: Any
+) -> None:
+    pid = _patient(clinician)
+    r = clinician.post(
+        f"/patients/{pid}/courses", {**RUSH, "action": "preview"}, headers={"HX-Request": "true"}
+    )
+    assert r.status_code == 200 and "<html" not in r.text and "One calendar" in r.text
+    bad = {**RUSH, "product_regimen": "alutard-sq-hdm|rush", "omalizumab": "none", "action": "save"}
+    r = clinician.post(f"/patients/{pid}/courses", bad)
+    assert r.status_code == 422 and 'id="e-product_regimen"' in r.text
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.Course)) == 0
+
+
+def test_course_bad_input_next_to_fields(clinician: WebClient, registry: Any) -> None:
+    pid = _patient(clinician)
+    r = clinician.post(f"/patients/{pid}/courses", {**RUSH, "start": "tomorrow", "action": "save"})
+    assert r.status_code == 422 and 'id="e-start"' in r.text
+    r = clinician.post(f"/patients/{pid}/courses", {**RUSH, "omalizumab_lead_weeks": "", "action": "save"})
+    assert r.status_code == 422 and 'id="e-omalizumab_lead_weeks"' in r.text
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.Course)) == 0
+
+
+def test_injection_day_reaction_changes_next_dose(
+    clinician: WebClient, nurse: WebClient, registry: Any
+) -> None:
+    pid, cid = _course(clinician)
+    day = f"/patients/{pid}/courses/{cid}/injection-day"
+    page = html_text(nurse.get(day).text)
+    assert "schedule-first-dose" in page and "0.1 mL of maintenance concentration" in page
+    form = {"dose": "0.1", "vial": "1", "volume_ml": "0.1", "site": "left arm"}
+    r = nurse.post(f"/patients/{pid}/courses/{cid}/injections", form)
+    assert r.status_code == 200
+    today = date.today().isoformat()
+    hist: dict[str, Any] = {
+        "product": "hdm-tyrosine-ultrarush",
+        "regimen": "rush",
+        "injections": [{"date": today, "dose": "0.1"}],
+    }
+    before = to_jsonable(scit_next_dose(hist, today))
+    text = html_text(r.text)
+    assert f"{before['dose']['dose']} {before['dose']['unit']}" in text and before["rule"]["id"] in text
+    assert "data-timer-start" in r.text and "Observe until" in text
+    # guided grading: urticaria + wheeze responding to a bronchodilator -> WAO 2010 grade 2
+    reaction = {
+        "kind": "systemic",
+        "scale": "wao2010",
+        "symptoms": ["urticaria", "wheeze"],
+        "bronchodilator_response": "responds",
+        "onset_minutes": "12",
+    }
+    g = nurse.post(f"/patients/{pid}/courses/{cid}/reactions/grade", reaction, headers={"HX-Request": "true"})
+    expected = to_jsonable(
+        grade_reaction("wao2010", symptoms=["urticaria", "wheeze"], bronchodilator_response="responds")
+    )
+    assert expected["grade"] == "2"
+    assert expected["report"] in html_text(g.text)
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.Reaction)) == 0  # grading saves nothing
+    r = nurse.post(f"/patients/{pid}/courses/{cid}/reactions", reaction)
+    assert r.status_code == 200, r.text[:500]
+    hist["injections"][0]["systemic_reaction"] = {"scale": "wao2010", "grade": "2"}
+    after = to_jsonable(scit_next_dose(hist, today))
+    assert after["dose"]["dose"] != before["dose"]["dose"]
+    text = html_text(r.text)
+    assert f"{after['dose']['dose']} {after['dose']['unit']}" in text and after["rule"]["id"] in text
+    with registry.session() as s:
+        rx = s.scalars(select(m.Reaction)).one()
+        assert (rx.kind, rx.grade, rx.scale, rx.minutes_after_dose) == ("systemic", "2", "wao2010", 12)
+        inj = s.scalars(select(m.Injection)).one()
+        assert inj.given_by == "nurse1" and rx.injection_id == inj.id
+
+
+def test_reaction_bad_input_saves_nothing(clinician: WebClient, nurse: WebClient, registry: Any) -> None:
+    pid, cid = _course(clinician)
+    base = f"/patients/{pid}/courses/{cid}"
+    r = nurse.post(f"{base}/reactions", {"kind": "systemic", "scale": "wao2010", "symptoms": ["urticaria"]})
+    assert r.status_code == 422 and "record the injection first" in r.text
+    nurse.post(f"{base}/injections", {"dose": "0.1"})
+    r = nurse.post(f"{base}/reactions", {"kind": "systemic", "scale": "wao2010"})
+    assert r.status_code == 422 and 'id="e-symptoms"' in r.text
+    r = nurse.post(f"{base}/reactions", {"kind": "systemic", "scale": "nope", "symptoms": ["urticaria"]})
+    assert r.status_code == 422
+    r = nurse.post(f"{base}/injections", {"dose": "lots"})
+    assert r.status_code == 422 and 'id="e-dose"' in r.text
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.Reaction)) == 0
+        assert s.scalar(select(func.count()).select_from(m.Injection)) == 1
+
+
+def test_api_course_injection_reaction(clinician: WebClient, nurse: WebClient) -> None:
+    pid = _patient(clinician)
+    body = {
+        "product": "alutard-sq-hdm",
+        "regimen": "cluster",
+        "start": date.today().isoformat(),
+        "save": True,
+        "maintenance_interval_weeks": 6,
+        "omalizumab": "concurrent",
+        "age_years": 30,
+        "weight_kg": 70,
+        "total_ige_iu_ml": 150,
+    }
+    r = clinician.post(f"/api/patients/{pid}/courses", json=body)
+    assert r.status_code == 200, r.text
+    cid = r.json()["course_id"]
+    assert r.json()["result"]["calendar"][0]["omalizumab"] is not None  # concurrent: same day as visit 1
+    assert clinician.post(f"/api/patients/{pid}/courses", json={**body, "regimen": "x"}).status_code == 422
+    due = nurse.get(f"/api/patients/{pid}/courses/{cid}/next-dose").json()["due"]
+    assert due["dose"]["dose"] == 10 and due["rule"]["id"] == "schedule-first-dose"
+    r = nurse.post(f"/api/patients/{pid}/courses/{cid}/injections", json={"dose": 10})
+    assert r.status_code == 201 and r.json()["due"]["dose"]["dose"] == 100
+    reaction = {
+        "kind": "systemic",
+        "symptoms": ["urticaria", "wheeze"],
+        "bronchodilator_response": "responds",
+    }
+    r = nurse.post(f"/api/patients/{pid}/courses/{cid}/reactions", json=reaction)
+    assert r.status_code == 201 and r.json()["grading"]["grade"] == "2"
+    assert r.json()["due"]["rule"]["id"] == "lsu-systemic-tenth"
+    r = nurse.post(f"/api/patients/{pid}/courses/{cid}/reactions", json={"kind": "local"})
+    assert r.status_code == 422
