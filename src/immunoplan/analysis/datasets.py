@@ -205,8 +205,9 @@ def _load(conn) -> CohortData:  # type: ignore[no-untyped-def]
         ("pef_l_min", "pef_pct_pred"),
     ):
         sel = (meas["kind"] == absolute) & meas["pct_predicted"].notna()
-        extra = meas[sel].assign(measure=pct, value=meas.loc[sel, "pct_predicted"])
-        meas = pd.concat([meas, extra], ignore_index=True)
+        if sel.any():
+            extra = meas[sel].assign(measure=pct, value=meas.loc[sel, "pct_predicted"])
+            meas = pd.concat([meas, extra], ignore_index=True)
     outcomes = pd.concat(
         [
             meas[meas["measure"].isin(MEASURES.keys())][list(OUTCOME_COLUMNS)],

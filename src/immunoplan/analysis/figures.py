@@ -37,7 +37,7 @@ PANELS = (
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 RC = {
     "svg.hashsalt": "immunoplan",
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     "font.size": 8,
     "axes.titlesize": 9,
     "path.simplify": True,

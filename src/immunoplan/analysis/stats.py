@@ -32,7 +32,8 @@ TESTS: dict[str, str] = {
     "mann-whitney": "Mann-Whitney U test (two-sided; exact if n < 8 per group without ties, else normal "
     "approximation with continuity correction)",
     "paired-t": "paired t-test (two-sided)",
-    "wilcoxon": "Wilcoxon signed-rank test (two-sided, zero differences dropped)",
+    "wilcoxon": "Wilcoxon signed-rank test (two-sided, zero differences dropped; exact without ties, else "
+    "normal approximation with continuity correction)",
     "chi2": "Pearson chi-square test without continuity correction",
     "chi2-yates": "chi-square test with Yates' continuity correction (2x2)",
     "fisher": "Fisher exact test (two-sided, 2x2)",
@@ -197,25 +198,44 @@ def compare_continuous(
     return welch_t(a, b) if (lev.p is not None and lev.p < ALPHA) else student_t(a, b)
 
 
-def paired(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> TestResult:
-    """Within-group change (e.g. baseline vs week 48) on complete pairs.
+def paired_t(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> TestResult:
+    """Paired t-test on complete pairs (statistic = mean(after - before) / SE)."""
+    d = _diffs(before, after)
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return TestResult("paired-t", 1.0 if d.mean() == 0 else 0.0, note="constant difference")
+    t = d.mean() / (sd / math.sqrt(len(d)))
+    return TestResult("paired-t", float(2 * sps.t.sf(abs(t), len(d) - 1)), float(t), float(len(d) - 1))
 
-    Differences normal by Shapiro-Wilk -> paired t-test; otherwise Wilcoxon signed-rank.
-    """
+
+def wilcoxon(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> TestResult:
+    """Wilcoxon signed-rank, two-sided, zero differences dropped; exact below 50 pairs without ties/zeros,
+    else normal approximation with continuity correction (as R's wilcox.test)."""
+    d = _diffs(before, after)
+    nz = d[d != 0]
+    if len(nz) == 0:
+        return TestResult("wilcoxon", 1.0, note="all differences zero")
+    exact = len(nz) < 50 and len(np.unique(np.abs(nz))) == len(nz) and len(nz) == len(d)
+    r = sps.wilcoxon(d, zero_method="wilcox", correction=not exact, alternative="two-sided",
+                     method="exact" if exact else "approx")
+    return TestResult("wilcoxon", float(r.pvalue), float(r.statistic), note="exact" if exact else "approx")
+
+
+def _diffs(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> np.ndarray:
     x, y = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if x.shape != y.shape:
+        raise InvalidInput("pairs", "before and after must have the same length", "paired values")
     keep = ~(np.isnan(x) | np.isnan(y))
     d = y[keep] - x[keep]
     _need("pairs", d, 2)
-    if np.all(d == 0):
-        return TestResult("paired-t", 1.0, note="all differences zero")
-    if is_normal(d):
-        sd = d.std(ddof=1)
-        if sd == 0:
-            return TestResult("paired-t", 0.0, note="constant non-zero difference")
-        t = d.mean() / (sd / math.sqrt(len(d)))
-        return TestResult("paired-t", float(2 * sps.t.sf(abs(t), len(d) - 1)), float(t), float(len(d) - 1))
-    r = sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-    return TestResult("wilcoxon", float(r.pvalue), float(r.statistic))
+    return d
+
+
+def paired(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> TestResult:
+    """Within-group change (e.g. baseline vs week 48) on complete pairs: differences normal by Shapiro-Wilk ->
+    paired t-test, otherwise Wilcoxon signed-rank."""
+    d = _diffs(before, after)
+    return paired_t(before, after) if is_normal(d) else wilcoxon(before, after)
 
 
 # --- categorical ------------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""Use cases for cohort analysis, shared by the CLI, the web research page and tests.
+
+- `cohort_report`: registry -> DataFrames -> tables, figures, report.html/pdf, tables.xlsx.
+- `cohort_tables`: the tables only (as dicts), e.g. for a web page.
+- `recheck_table`: re-check a published table from a CSV of printed summary statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from immunoplan.analysis.datasets import CohortData, from_registry
+from immunoplan.analysis.recheck import recheck_csv
+from immunoplan.analysis.report import FORMATS, ReportResult, Step, build_report, parse_formats
+from immunoplan.analysis.tables import all_tables
+
+
+def load_cohort(db: str | Path, cohort: str | None = None) -> CohortData:
+    """The registry at ``db`` (path or URL) as DataFrames, optionally one cohort."""
+    return from_registry(str(db), cohort)
+
+
+def cohort_report(
+    db: str | Path,
+    out: str | Path,
+    cohort: str | None = None,
+    formats: str | Sequence[str] = FORMATS,
+    step: Step | None = None,
+) -> ReportResult:
+    """Write the report for the registry at ``db`` into ``out`` (formats: html, pdf, xlsx)."""
+    fmts = parse_formats(formats)
+    if step:
+        step("loading registry")
+    data = load_cohort(db, cohort)
+    return build_report(data, out, fmts, source=str(db), step=step)
+
+
+def cohort_tables(db: str | Path, cohort: str) -> list[dict[str, Any]]:
+    """Every table for one cohort as plain dicts (the web research page renders them)."""
+    return [t.to_dict() for t in all_tables(load_cohort(db, cohort))]
+
+
+def recheck_table(path: str | Path) -> dict[str, Any]:
+    """Recheck the rows of a published table (see docs/recheck.md)."""
+    return recheck_csv(path)
