@@ -248,8 +248,59 @@ def due(
     emit({"as_of": as_of, "injections": rows}, as_json, render)
 
 
+def import_cmd(
+    file: Path = typer.Argument(..., help="CSV file (one table) or XLSX workbook (one sheet per table)."),
+    table: str = typer.Option(
+        None,
+        "--table",
+        help="patients, visits, measurements or questionnaires "
+        "(default: the CSV file name or the XLSX sheet names).",
+    ),
+    db: Path = DB_OPT,
+    url: str = URL_OPT,
+    actor: str = ACTOR_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import a CSV/XLSX file atomically (docs/data-dictionary.md); re-importing never duplicates rows."""
+    import sys
+
+    from immunoplan.cli.output import dumps, err_console
+    from immunoplan.registry.db import open_registry
+    from immunoplan.registry.importing import ImportRejected, import_file
+
+    reg = open_registry(target(db, url))
+    try:
+        report = import_file(reg, file, default_actor(actor), table=table)
+    except ImportRejected as exc:
+        errors = [e.to_dict() for e in exc.errors]
+        if as_json:
+            print(dumps({"file": str(file), "status": "rejected", "errors": errors}))
+        else:
+            t = Table(title=f"{len(errors)} problem(s) in {file.name}: nothing imported")
+            for col in ("table", "row", "column", "reason"):
+                t.add_column(col)
+            for e in errors:
+                t.add_row(e["table"], str(e["row"]), e["column"], e["reason"])
+            err_console.print(t)
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    finally:
+        reg.dispose()
+
+    def render(r: dict[str, Any]) -> None:
+        t = Table(title=f"imported {r['file']}")
+        for col in ("table", "inserted", "updated", "unchanged"):
+            t.add_column(col)
+        for name, c in r["tables"].items():
+            t.add_row(name, str(c["inserted"]), str(c["updated"]), str(c["unchanged"]))
+        console.print(t)
+
+    emit(report, as_json, render)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(db_app, name="db")
     app.command("demo")(demo)
     app.command("due")(due)
+    app.command("import")(import_cmd)
