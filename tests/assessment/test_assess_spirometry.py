@@ -119,3 +119,11 @@ def test_bad_input(kwargs: dict, field: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         spirometry(**args)
     assert exc.value.field == field and exc.value.accepted
+
+
+def test_choices_ignore_case_and_spaces() -> None:
+    res = spirometry(
+        sex=" Male", age=40, height_cm=175, equation="GLI2012", ethnicity="Caucasian ", fev1_l="3"
+    )
+    assert res.inputs["sex"] == "male" and res.inputs["ethnicity"] == "caucasian"
+    assert res.measures["fev1"].percent_predicted == Decimal("73.57")

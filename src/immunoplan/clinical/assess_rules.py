@@ -18,7 +18,7 @@ from typing import Any
 
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis, basis
-from immunoplan.validation import to_decimal
+from immunoplan.validation import check_choice, to_decimal
 
 Facts = Mapping[str, Any]
 
@@ -193,3 +193,10 @@ def optional_number(
 
 def age_years(value: Any, field: str = "age_years") -> Decimal:
     return number(field, value, *AGE_YEARS, unit="years")
+
+
+def choice(field: str, value: Any, choices: Sequence[str]) -> str:
+    """`check_choice` that ignores case and surrounding spaces (``"Male "`` -> ``"male"``)."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+    return check_choice(field, value, tuple(choices))

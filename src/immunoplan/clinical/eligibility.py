@@ -17,12 +17,12 @@ from immunoplan.clinical.assess_rules import (
     WEIGHT_KG,
     FiredRule,
     age_years,
+    choice,
     evaluate,
     fire,
     optional_number,
 )
 from immunoplan.reference import load
-from immunoplan.validation import check_choice
 
 TABLE = "assess_biologics"
 SEVERITIES = ("mild", "moderate", "severe")
@@ -68,7 +68,7 @@ def validate_eligibility_input(
         ),
         feno_ppb=optional_number("feno_ppb", feno, Decimal(0), FENO_MAX, unit="ppb"),
         perennial_sensitization=perennial_sensitization,
-        severity=None if severity is None else check_choice("severity", severity, SEVERITIES),
+        severity=None if severity is None else choice("severity", severity, SEVERITIES),
         uncontrolled=uncontrolled,
         ocs_dependent=ocs_dependent,
     )

@@ -18,6 +18,7 @@ from immunoplan.clinical.assess_rules import (
     PERCENT_PREDICTED_MAX,
     FiredRule,
     age_years,
+    choice,
     evaluate,
     find_band,
     fire,
@@ -25,7 +26,6 @@ from immunoplan.clinical.assess_rules import (
 )
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import load
-from immunoplan.validation import check_choice
 
 TABLE = "assess_questionnaires"
 MEAN_PLACES = Decimal("0.01")
@@ -37,7 +37,7 @@ def instruments() -> tuple[str, ...]:
 
 
 def _spec(instrument: str) -> dict[str, Any]:
-    name = check_choice("instrument", instrument, instruments())
+    name = choice("instrument", instrument, instruments())
     return load(TABLE)["instruments"][name]
 
 
@@ -49,7 +49,7 @@ def _bands(instrument: str, bands: str | None) -> tuple[str, dict[str, Any]] | N
             raise InvalidInput("bands", f"{instrument} has no category bands", "none")
         return None
     choices = tuple(k for k in table if k != "default")
-    name = check_choice("bands", bands if bands is not None else table["default"], choices)
+    name = choice("bands", bands if bands is not None else table["default"], choices)
     return name, table[name]
 
 

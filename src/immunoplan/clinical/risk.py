@@ -19,12 +19,12 @@ from immunoplan.clinical.assess_rules import (
     PERCENT_PREDICTED_MAX,
     FiredRule,
     age_years,
+    choice,
     evaluate,
     fire,
     optional_number,
 )
 from immunoplan.reference import load
-from immunoplan.validation import check_choice
 
 TABLE = "assess_sr_risk"
 ASTHMA_CONTROL = ("controlled", "partly-controlled", "uncontrolled")
@@ -65,7 +65,7 @@ def validate_risk_input(
         allergen=(allergen or "mite").strip().lower(),
         asthma_control=None
         if asthma_control is None
-        else check_choice("asthma_control", asthma_control, ASTHMA_CONTROL),
+        else choice("asthma_control", asthma_control, ASTHMA_CONTROL),
         fev1_percent_predicted=optional_number(
             "fev1_percent_predicted", fev1_percent_predicted, Decimal(0), PERCENT_PREDICTED_MAX, unit="%"
         ),

@@ -14,10 +14,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
-from immunoplan.clinical.assess_rules import FiredRule, find_band, fire, number
+from immunoplan.clinical.assess_rules import FiredRule, choice, find_band, fire, number
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import load
-from immunoplan.validation import check_choice
 
 TABLE = "assess_spirometry"
 EQUATIONS = ("gli-global-2022", "gli2012")
@@ -117,9 +116,9 @@ def spirometry(
     """Predicted value, LLN, ULN, z-score and % predicted for each measure given (all three, predicted only,
     when none is given). ``fev1_fvc`` is a ratio (0-1], not a percentage."""
     data = load(TABLE)
-    equation = check_choice("equation", equation, EQUATIONS)
+    equation = choice("equation", equation, EQUATIONS)
     eq = data["equations"][equation]
-    sex = check_choice("sex", sex, SEXES)
+    sex = choice("sex", sex, SEXES)
     lo, hi = (Decimal(x) for x in eq["age_range_years"])
     age_d = number("age_years", age, lo, hi, unit=f"years for {equation}")
     height = number("height_cm", height_cm, *HEIGHT_CM, unit="cm")
@@ -128,7 +127,8 @@ def spirometry(
     if eq["uses_ethnicity"]:
         if ethnicity is None:
             raise InvalidInput("ethnicity", "required for gli2012", ", ".join(eq["ethnicities"]))
-        eth_code = int(eq["ethnicities"][check_choice("ethnicity", ethnicity, tuple(eq["ethnicities"]))])
+        ethnicity = choice("ethnicity", ethnicity, tuple(eq["ethnicities"]))
+        eth_code = int(eq["ethnicities"][ethnicity])
     elif ethnicity is not None:
         warnings.append(f"{eq['name']} is race-neutral: ethnicity {ethnicity!r} was ignored")
     observed = {
