@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -69,6 +71,97 @@ def dose_cmd(
         csu_dose_mg=csu_dose_mg,
     )
     emit(r, as_json, _render_dose)
+
+
+def _render_schedule(r: Any) -> None:
+    d = r.to_dict()
+    off = " [bold red]OFF-LABEL[/]" if d["off_label"] else ""
+    t = Table(title=f"omalizumab schedule: {d['kind']} ({d['status']}){off}")
+    for col in ("date", "what", "dose", "injections", "why"):
+        t.add_column(col)
+    rows = [
+        (
+            a["date"],
+            a["phase"],
+            f"{a['dose_mg']} mg",
+            " + ".join(str(x) for x in a["injections"]),
+            a["rationale"],
+        )
+        for a in d["administrations"]
+    ]
+    rows += [(m["date"], m["label"], "", "", "") for m in d["milestones"]]
+    for row in sorted(rows, key=lambda x: x[0]):
+        t.add_row(row[0].isoformat(), *[str(x) for x in row[1:]])
+    console.print(t)
+    for w in d["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def _parse_date(field: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(field, f"not a date: {text!r}", "YYYY-MM-DD") from None
+
+
+@omalizumab_app.command("schedule")
+def schedule_cmd(
+    kind: str = typer.Option(..., help="maintenance, pretreatment, concurrent-scit, desensitization or oit."),
+    start: str = typer.Option(
+        ...,
+        help="YYYY-MM-DD: first omalizumab dose (maintenance, oit), first allergen "
+        "dose (pretreatment), first SCIT injection (concurrent-scit) or first "
+        "desensitization (desensitization).",
+    ),
+    indication: str = typer.Option("asthma", help="Label indication for the dose lookup."),
+    region: str = typer.Option("us", help="us or eu."),
+    age: float = typer.Option(None, "--age", help="Age in years (label kinds)."),
+    weight_kg: float = typer.Option(None, help="Body weight (kg)."),
+    total_ige: float = typer.Option(None, "--total-ige", help="Pre-treatment total IgE (IU/mL)."),
+    override_unverified: str = typer.Option(None, help="Reason to use an UNVERIFIED table cell (recorded)."),
+    protocol: str = typer.Option("rush", help="pretreatment: rush or cluster."),
+    weeks: int = typer.Option(None, help="maintenance / concurrent-scit duration (weeks)."),
+    weeks_before: int = typer.Option(None, help="pretreatment: weeks before the first allergen dose."),
+    continue_weeks: int = typer.Option(None, help="pretreatment: weeks after the first allergen dose."),
+    cycles: int = typer.Option(6, help="desensitization: number of desensitizations planned."),
+    cycle_weeks: int = typer.Option(3, help="desensitization: weeks between chemotherapy cycles."),
+    tolerated_from_cycle: int = typer.Option(None, help="desensitization: first cycle without breakthrough."),
+    days_before: str = typer.Option(
+        None, help="desensitization: the two pre-dose offsets in days, e.g. 14,1."
+    ),
+    mg_per_kg: float = typer.Option(None, help="oit: 8 or 16 mg/kg per month."),
+    ics: str = typer.Option(None, help="Also write the plan as an iCalendar (.ics) file."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+) -> None:
+    """Dated omalizumab plan with doses, injections and rationale; optional .ics export."""
+    pre = None
+    if days_before is not None:
+        try:
+            pre = [int(x) for x in days_before.split(",")]
+        except ValueError:
+            raise InvalidInput("days_before", f"not a list of days: {days_before!r}", "e.g. 14,1") from None
+    r = svc.build_schedule(
+        kind,
+        _parse_date("start", start),
+        indication=indication,
+        region=region,
+        age_years=age,
+        weight_kg=weight_kg,
+        total_ige_iu_ml=total_ige,
+        override_reason=override_unverified,
+        protocol=protocol,
+        weeks=weeks,
+        weeks_before=weeks_before,
+        continue_weeks=continue_weeks,
+        cycles=cycles,
+        cycle_weeks=cycle_weeks,
+        tolerated_from_cycle=tolerated_from_cycle,
+        days_before=pre,
+        mg_per_kg=mg_per_kg,
+    )
+    if ics:
+        Path(ics).write_bytes(svc.schedule_to_ics(r))
+    emit(r, as_json, _render_schedule)
 
 
 def _parse_range(field: str, text: str | None) -> tuple[str, str] | None:

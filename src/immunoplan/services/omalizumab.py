@@ -15,14 +15,28 @@ Invalid input raises ``immunoplan.errors.InvalidInput``; clinical answers are va
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
-from immunoplan.clinical.omalizumab import simulation
+from icalendar import Calendar, Event
+
+from immunoplan.clinical.omalizumab import schedules, simulation
 from immunoplan.clinical.omalizumab.redosing import ige_for_dosing, redose_for_weight_change
+from immunoplan.clinical.omalizumab.schedules import KINDS, Schedule
 from immunoplan.clinical.omalizumab.simulation import SimulationResult
 from immunoplan.clinical.omalizumab.tables import DoseResult, lookup_dose
+from immunoplan.errors import InvalidInput
+from immunoplan.validation import check_choice
 
-__all__ = ["label_dose", "ige_for_dosing", "redose_for_weight_change", "simulate"]
+__all__ = [
+    "KINDS",
+    "build_schedule",
+    "ige_for_dosing",
+    "label_dose",
+    "redose_for_weight_change",
+    "schedule_to_ics",
+    "simulate",
+]
 
 
 def label_dose(
@@ -92,3 +106,87 @@ def simulate(
         progress=progress,
         inputs=inputs,
     )
+
+
+def _need(field: str, value: Any) -> Any:
+    if value is None:
+        raise InvalidInput(field, "required for this schedule kind")
+    return value
+
+
+def build_schedule(
+    kind: str,
+    start: date,
+    *,
+    indication: str = "asthma",
+    region: str = "us",
+    age_years: Any = None,
+    weight_kg: Any = None,
+    total_ige_iu_ml: Any = None,
+    override_reason: str | None = None,
+    protocol: str = "rush",
+    weeks: Any = None,
+    weeks_before: Any = None,
+    continue_weeks: Any = None,
+    cycles: Any = 6,
+    cycle_weeks: Any = 3,
+    tolerated_from_cycle: Any = None,
+    days_before: list[int] | None = None,
+    mg_per_kg: Any = None,
+) -> Schedule:
+    """Dated omalizumab plan. ``start`` means, by ``kind``:
+
+    - ``maintenance``: first omalizumab dose (label dose every label interval, ``weeks`` default 48);
+    - ``pretreatment``: first allergen dose of the ``protocol`` (rush | cluster) build-up;
+    - ``concurrent-scit``: first SCIT injection (seed 001; omalizumab the same day);
+    - ``desensitization``: first drug desensitization (seed 004; off-label, 300 mg fixed);
+    - ``oit``: first omalizumab dose of the weight-based regimen (``mg_per_kg`` 8 or 16; off-label).
+
+    Label kinds need age_years, weight_kg and total_ige_iu_ml (pre-treatment); if the table gives no dose the
+    schedule's ``status`` is that result kind and it has no administrations.
+    """
+    kind = check_choice("kind", kind, KINDS)
+    if not isinstance(start, date):
+        raise InvalidInput("start", "must be a date (YYYY-MM-DD)")
+    if kind == "desensitization":
+        return schedules.desensitization(start, cycles, cycle_weeks, tolerated_from_cycle, days_before)
+    if kind == "oit":
+        return schedules.oit(start, _need("weight_kg", weight_kg), _need("mg_per_kg", mg_per_kg))
+    dose = label_dose(
+        indication,
+        region,
+        _need("age_years", age_years),
+        _need("weight_kg", weight_kg),
+        _need("total_ige_iu_ml", total_ige_iu_ml),
+        override_reason=override_reason,
+    )
+    if kind == "maintenance":
+        return schedules.maintenance(start, dose, 48 if weeks is None else weeks)
+    if kind == "pretreatment":
+        return schedules.pretreatment(start, protocol, dose, weeks_before, continue_weeks)
+    return schedules.concurrent_scit(start, dose, weeks)
+
+
+def schedule_to_ics(schedule: Schedule, *, now: datetime | None = None) -> bytes:
+    """iCalendar export: one all-day event per administration and per milestone (stable UIDs)."""
+    stamp = now or datetime.now(UTC)
+    cal = Calendar()
+    cal.add("prodid", "-//immunoplan//omalizumab schedule//EN")
+    cal.add("version", "2.0")
+    for i, a in enumerate(schedule.administrations):
+        ev = Event()
+        label = "OFF-LABEL " if a.off_label else ""
+        ev.add("uid", f"omalizumab-{schedule.kind}-{a.date.isoformat()}-{i}@immunoplan")
+        ev.add("dtstamp", stamp)
+        ev.add("dtstart", a.date)
+        ev.add("summary", f"{label}omalizumab {a.dose_mg} mg ({' + '.join(str(x) for x in a.injections)} mg)")
+        ev.add("description", f"{a.phase}: {a.rationale}")
+        cal.add_component(ev)
+    for i, m in enumerate(schedule.milestones):
+        ev = Event()
+        ev.add("uid", f"milestone-{schedule.kind}-{m.date.isoformat()}-{i}@immunoplan")
+        ev.add("dtstamp", stamp)
+        ev.add("dtstart", m.date)
+        ev.add("summary", m.label)
+        cal.add_component(ev)
+    return cal.to_ical()
