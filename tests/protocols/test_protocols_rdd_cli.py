@@ -74,6 +74,49 @@ def test_replan_mild_resumes_one_step_back(cli) -> None:
     assert unverified and all(o["clinician_choice_only"] and not o["applied"] for o in unverified)
 
 
+def test_replan_next_premedication_follows_symptoms(cli) -> None:
+    r = cli(
+        *BASE,
+        "--reaction-step",
+        "6",
+        "--severity",
+        "mild",
+        "--reaction-symptom",
+        "flushing",
+        "--reaction-symptom",
+        "wheeze",
+        "--json",
+    )
+    drugs = [i["drug"] for i in r.json["replan"]["next_premedication"]]
+    assert drugs == ["aspirin", "montelukast"]
+    r = cli(*BASE, "--reaction-step", "6", "--severity", "mild", "--reaction-symptom", "urticaria", "--json")
+    assert r.json["replan"]["next_premedication"] == []
+
+
+def test_replan_clinician_choices_are_recorded(cli) -> None:
+    r = cli(*BASE, "--reaction-step", "11", "--severity", "moderate", "--choose", "next-add-step", "--json")
+    rp = r.json["replan"]
+    assert rp["chosen"] == "next-add-step" and len(rp["next_course"]["steps"]) == 13
+    assert rp["next_course"]["steps"][-1]["cumulative_mg"] == 2000
+    assert any("UNVERIFIED" in w for w in rp["warnings"])
+    r = cli(
+        *BASE,
+        "--reaction-step",
+        "12",
+        "--severity",
+        "mild",
+        "--minutes-into-step",
+        "60",
+        "--choose",
+        "slow-final-step",
+        "--json",
+    )
+    res = r.json["replan"]["resumption"]
+    assert res["steps"][-1]["rate_ml_h"] == 40 and res["total_dose_mg"] == 2000
+    r = cli(*BASE, "--reaction-step", "3", "--severity", "mild", "--choose", "next-add-bag", "--json")
+    assert r.json["replan"]["next_course"]["kind"] == "needs-override"
+
+
 def test_replan_severe_stops(cli) -> None:
     r = cli(*BASE, "--reaction-step", "12", "--severity", "severe", "--json")
     rp = r.json["replan"]

@@ -351,6 +351,10 @@ def register(app: typer.Typer) -> None:
         maintenance_visits: str = typer.Option(
             "3", "--maintenance-visits", help="Maintenance visits to list."
         ),
+        sheet: str | None = typer.Option(
+            None, "--sheet", help="Write an injection record sheet (.pdf or .html)."
+        ),
+        page_size: str = typer.Option("A4", "--page-size", help="A4 or Letter."),
         omalizumab: str | None = typer.Option(None, "--omalizumab", help="pre or concurrent."),
         omalizumab_lead_weeks: str | None = typer.Option(
             None, "--omalizumab-lead-weeks", help="Weeks of omalizumab before SCIT (pre)."
@@ -378,6 +382,12 @@ def register(app: typer.Typer) -> None:
             indication=indication,
             region=region,
         )
+        if sheet:
+            from immunoplan.sheets import write_sheet
+
+            path = write_sheet(sheet, "scit", result.to_dict(), page_size=page_size)
+            if not as_json:
+                err_console.print(f"sheet written: {path}")
         emit(result, as_json, _render_scit_schedule)
 
     @scit.command("next-dose")

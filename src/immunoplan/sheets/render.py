@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ from immunoplan import __version__
 from immunoplan.errors import InvalidInput
 from immunoplan.validation import check_choice
 
-SHEETS = ("rdd", "rdd-pharmacy", "rdd-nursing", "scit", "oit")
+SHEETS = ("rdd", "rdd-pharmacy", "rdd-nursing", "scit")
 PAGE_SIZES = ("A4", "Letter")
 
 
@@ -27,6 +28,19 @@ def num(value: Any, places: int = 3) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+def plain(obj: Any) -> Any:
+    """Result objects -> dicts/lists (Decimals kept exact), so templates see one shape from CLI and web."""
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return plain(obj.to_dict())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return plain({f.name: getattr(obj, f.name) for f in fields(obj)})
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
 
 
 def _env() -> Environment:
@@ -49,7 +63,7 @@ def render_html(
     check_choice("page_size", page_size, PAGE_SIZES)
     template = _env().get_template(f"{sheet}.html")
     return template.render(
-        d=data,
+        d=plain(data),
         page_size=page_size,
         version=__version__,
         generated=(generated or datetime.now()).strftime("%Y-%m-%d %H:%M"),

@@ -67,6 +67,7 @@ class Replan:
     next_course: RddPlan | None
     chosen: str | None
     warnings: list[str] = field(default_factory=list)
+    next_premedication: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class Replan:
             "chosen": self.chosen,
             "resumption": self.resumption,
             "next_course": self.next_course.to_dict() if self.next_course else None,
+            "next_premedication": self.next_premedication,
             "warnings": self.warnings,
         }
 
@@ -190,7 +192,43 @@ def replan(
         next_course = plan_with_added_step(plan, reaction_step)
     elif chosen == "next-add-bag":
         next_course = plan_with_added_bag(plan)
-    return Replan(reaction_step, severity, options, applied, resumption, next_course, chosen, warnings)
+    return Replan(
+        reaction_step,
+        severity,
+        options,
+        applied,
+        resumption,
+        next_course,
+        chosen,
+        warnings,
+        next_premedication_for(symptoms),
+    )
+
+
+RESPIRATORY = {
+    "wheeze",
+    "dyspnea",
+    "lower_airway_cough",
+    "chest_tightness",
+    "throat_tightness",
+    "stridor",
+    "respiratory",
+}
+
+
+def next_premedication_for(symptoms: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Symptom-driven premedication for the next course (UpToDate platinum worksheet: aspirin if flushing,
+    montelukast if respiratory symptoms)."""
+    from .premedication import PREMED
+
+    reg = next(r for r in reference.load(PREMED)["regimens"] if r["id"] == "uptodate-platinum")
+    out: list[dict[str, Any]] = []
+    keys = ["flushing"] if "flushing" in symptoms else []
+    if set(symptoms) & RESPIRATORY:
+        keys.append("respiratory")
+    for k in keys:
+        out += [dict(i, reason=f"reaction included {k}", source=reg["source"]) for i in reg["if_symptoms"][k]]
+    return out
 
 
 def resume(
