@@ -1,11 +1,13 @@
 """Dated omalizumab plans: label maintenance, pre-treatment before rush/cluster immunotherapy, concurrent with
 SCIT, adjuvant to drug desensitization (seed 004) and weight-based off-label OIT regimens.
 
-Every regimen number comes from reference/data/omalizumab_regimens.json (with its source): Casale 2006
-(9 weeks before a 1-day rush, 12 weeks after), AAAAI expert opinion (8-16 weeks before cluster), seed 001
-(label dose from day 1 of SCIT, 48 weeks), seed 004 (2 x 300 mg before desensitization, every 2-3 weeks while breakthrough
-reactions persist, every 4 weeks once tolerated), Langlois 2020 (8 or 16 mg/kg/month, 12 weeks full dose,
-50 % for 4 weeks, 25 % for 4 weeks). Label doses come from `tables.lookup_dose`; off-label plans say so.
+Every regimen number comes from reference/data/omalizumab_regimens.json (with its source):
+- Casale 2006: 9 weeks before a 1-day rush, 12 weeks after; AAAAI expert opinion: 8-16 weeks before cluster;
+- seed 001: label dose from day 1 of SCIT, 48 weeks;
+- seed 004: 2 x 300 mg before desensitization, every 2-3 weeks while breakthrough reactions persist, every
+  4 weeks once tolerated;
+- Langlois 2020: 8 or 16 mg/kg/month, 12 weeks full dose, 50 % for 4 weeks, 25 % for 4 weeks.
+Label doses come from `tables.lookup_dose`; off-label plans say so.
 """
 
 from __future__ import annotations
