@@ -188,7 +188,7 @@ def plan_oit(
         warnings.append("Intermediate doses are not published (UNVERIFIED): enter them (--doses) before use.")
     visits: list[OitVisit] = []
     tw = data["taper_warning"]["text"]
-    for i, (d, src) in enumerate(zip(doses, sources, strict=True)):
+    for i, (dose, src) in enumerate(zip(doses, sources, strict=True)):
         day = oit_start + timedelta(weeks=every * i)
         week = (day - omalizumab_start).days // 7
         phase = _phase_at(phases, day, stop)
@@ -197,7 +197,7 @@ def plan_oit(
             if (taper_start is not None and day >= taper_start) or (stop is not None and day >= stop)
             else None
         )
-        visits.append(OitVisit(i + 1, day, week, d, src, phase, warn))
+        visits.append(OitVisit(i + 1, day, week, dose, src, phase, warn))
     if om.get("until_target") and visits:
         stop = visits[-1].date
         phases.append(OmalizumabPhase(omalizumab_start, stop, Decimal(1), om["text"], None))

@@ -15,6 +15,7 @@ Order of evaluation (every rule is reported, fired or not; the most restrictive 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -79,13 +80,13 @@ class NextDose:
     """``kind``: dose | do-not-dose | outside-table."""
 
     kind: str
-    date: date
+    date: dt.date
     phase: str
     dose: Dose | None
     rule: FiredRule | None
     rules: list[FiredRule]
     days_since_last: int
-    next_due: date | None
+    next_due: dt.date | None
     observation_minutes: int
     warnings: list[str] = field(default_factory=list)
 
@@ -177,9 +178,9 @@ def next_dose(
     candidates: list[tuple[Decimal, FiredRule]] = []
     r = sysd["any"]
     if last.systemic:
-        units = last.dose * Decimal(r["fraction"])
-        fr = FiredRule(r["id"], r["text"], True, units, _basis(r["id"], r["status"], r["source"]))
-        candidates.append((units, fr))
+        tenth = last.dose * Decimal(r["fraction"])
+        fr = FiredRule(r["id"], r["text"], True, tenth, _basis(r["id"], r["status"], r["source"]))
+        candidates.append((tenth, fr))
         warnings.append(
             "Systemic reaction at the last injection: the physician re-evaluates dose, schedule and "
             "benefit of continuing before this dose."
@@ -203,7 +204,7 @@ def next_dose(
     band = _band(table["bands"], max(measure_days, 0))
     b = _basis(band["id"], table["status"], table["source"])
     action = band["action"]
-    units: Decimal | None
+    units: Decimal
     text = band["text"]
     if action == "outside-table":
         fr = FiredRule(band["id"], text, True, None, b)
@@ -224,7 +225,8 @@ def next_dose(
         top_vial = dose_for_units(product_id, top)
         units = min(last.dose, top / top_vial.volume_ml * Decimal(band["ml"]))
     elif action == "maintain":
-        units = _maintenance_return(hist, top, steps, data, text_out := [])
+        text_out: list[str] = []
+        units = _maintenance_return(hist, top, steps, data, text_out)
         if text_out:
             text = text_out[0]
     else:  # pragma: no cover - data defect
