@@ -14,7 +14,10 @@ Number = int | float | Decimal
 def _fmt(x: Number | None) -> str:
     if x is None:
         return ""
-    return format(x, "f").rstrip("0").rstrip(".") if isinstance(x, Decimal) else f"{x:g}"
+    if isinstance(x, Decimal):
+        text = format(x, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return f"{x:g}"
 
 
 def check_range(
