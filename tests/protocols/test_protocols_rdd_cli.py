@@ -170,3 +170,21 @@ def test_bad_input_exit_2_one_line(cli, args, field) -> None:
     assert r.code == 2, (r.stdout, r.stderr)
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and field in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("size", "points"), [("A4", (595, 842)), ("Letter", (612, 792))])
+def test_sheet_page_size_and_text(tmp_path, size, points) -> None:
+    """The PDF pages have the requested paper size and carry the plan's numbers as text."""
+    pdfium = pytest.importorskip("pypdfium2")
+    from immunoplan.services.protocols import plan_desensitization
+    from immunoplan.sheets import write_sheet
+
+    r = plan_desensitization(
+        drug="ceftazidime", dose_mg=2000, bag_volume_ml=250, final_rate_ml_h=80, start="09:00"
+    )
+    path = write_sheet(tmp_path / "s.pdf", "rdd", r.to_dict(), page_size=size)
+    doc = pdfium.PdfDocument(str(path))
+    w, h = doc[0].get_size()
+    assert (round(w), round(h)) == points
+    text = "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+    assert "7.93704" in text and "1845.3618" in text and "14:39" in text
