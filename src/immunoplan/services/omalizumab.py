@@ -20,7 +20,8 @@ from typing import Any
 
 from icalendar import Calendar, Event
 
-from immunoplan.clinical.omalizumab import schedules, simulation
+from immunoplan.clinical.omalizumab import nomogram, schedules, simulation
+from immunoplan.clinical.omalizumab.nomogram import Nomogram
 from immunoplan.clinical.omalizumab.redosing import ige_for_dosing, redose_for_weight_change
 from immunoplan.clinical.omalizumab.schedules import KINDS, Schedule
 from immunoplan.clinical.omalizumab.simulation import SimulationResult
@@ -30,6 +31,7 @@ from immunoplan.validation import check_choice
 
 __all__ = [
     "KINDS",
+    "build_nomogram",
     "build_schedule",
     "ige_for_dosing",
     "label_dose",
@@ -190,3 +192,28 @@ def schedule_to_ics(schedule: Schedule, *, now: datetime | None = None) -> bytes
         ev.add("summary", m.label)
         cal.add_component(ev)
     return cal.to_ical()
+
+
+def build_nomogram(
+    *,
+    model: str = "lowe2009",
+    target_ng_ml: float = 14.0,
+    fraction: float = 0.5,
+    patients_per_cell: int = 200,
+    weeks: int = 16,
+    seed: int = 0,
+    extra_ige_iu_ml: tuple[float, ...] = (),
+    progress: Callable[[float], None] | None = None,
+) -> Nomogram:
+    """Model-based nomogram over the US asthma >=12 bands (plus optional hyper-IgE rows) and its agreement
+    table with the label, cell by cell (see `immunoplan.clinical.omalizumab.nomogram`)."""
+    return nomogram.build_nomogram(
+        model=model,
+        target_ng_ml=target_ng_ml,
+        fraction=fraction,
+        patients_per_cell=patients_per_cell,
+        weeks=weeks,
+        seed=seed,
+        extra_ige_iu_ml=extra_ige_iu_ml,
+        progress=progress,
+    )

@@ -160,6 +160,10 @@ def half_lives_days(ind: Individuals) -> dict[str, np.ndarray]:
 
 
 def complex_amount(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> np.ndarray:
+    return _complex_and_k(xt, et, ind)[0]
+
+
+def _complex_and_k(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np.ndarray, np.ndarray]:
     """Omalizumab-IgE complex amount X_C (nmol) at quasi-equilibrium.
 
     X_C^2 - S X_C + XT ET = 0 with S = XT + ET + k, k = Kd V_X V_E / V_C and Kd = Kd0 (XT/ET)^alpha
@@ -167,6 +171,8 @@ def complex_amount(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> np.ndarr
     D = (XT - ET)^2 + k (2 (XT + ET) + k) = S^2 - 4 XT ET, a form with no cancellation. The Kd ratio factor is
     evaluated in float32 (relative error ~1e-7 on Kd, far below model and solver error) for speed.
     """
+    xt = np.maximum(xt, 0.0)  # an intermediate RK stage may undershoot zero; no drug means no complex
+    et = np.maximum(et, 1e-12)
     ratio = (xt / et).astype(np.float32)
     ratio += np.float32(1e-30)  # XT = 0 gives X_C = 0 whatever Kd is; the floor only avoids log(0)
     np.log(ratio, out=ratio)
@@ -186,7 +192,7 @@ def complex_amount(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> np.ndarr
     num = xt * et
     num += num
     num /= disc  # disc >= XT + ET > 0 because ET > 0 (IgE production never stops)
-    return num
+    return num, k
 
 
 def binding(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,17 +203,34 @@ def binding(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np.ndarra
 
 def rhs(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np.ndarray, np.ndarray]:
     """Elimination/production part of d(XT)/dt and d(ET)/dt (nmol/day); absorption is handled exactly."""
-    c = complex_amount(xt, et, ind)
+    return _rates(xt, et, complex_amount(xt, et, ind), ind)
+
+
+def _rates(xt: np.ndarray, et: np.ndarray, c: np.ndarray, ind: Individuals) -> tuple[np.ndarray, np.ndarray]:
     dxt = xt - c
+    np.maximum(dxt, 0.0, out=dxt)
     dxt *= ind.kx
     det = et - c
     det *= ind.ke
-    c *= ind.kc
+    c = c * ind.kc
     dxt += c
     np.negative(dxt, out=dxt)
     det += c
     np.subtract(ind.r, det, out=det)
     return dxt, det
+
+
+def et_stiffness(
+    xt: np.ndarray, et: np.ndarray, c: np.ndarray, k: np.ndarray, ind: Individuals
+) -> np.ndarray:
+    """-d(dET/dt)/dET at fixed Kd: CL_E/V_E (1 - c') + CL_C/V_C c' with c' = dX_C/dET = x / (x + e + k).
+
+    From differentiating X_C^2 - S X_C + XT ET = 0; the rate the integrating factor removes exactly.
+    """
+    x = np.maximum(xt - c, 0.0)
+    e = et - c
+    cp = x / (x + e + k)
+    return ind.ke * (1.0 - cp) + ind.kc * cp
 
 
 @dataclass(frozen=True)
@@ -359,9 +382,9 @@ class _Stepper:
     """One step of size h: depot exact; XT + depot by RK4; ET by integrating-factor (Lawson) RK4.
 
     XT is integrated as B = XT + depot (nmol), whose derivative has no absorption term, with the depot known
-    exactly at every stage, so fast absorption (large ka) costs no accuracy. For ET the step's effective
-    elimination rate lam = (CL_E C_fE + CL_C C_C) / ET is frozen in an integrating factor, which keeps
-    high-IgE patients (fast free-IgE turnover) stable at day-sized steps.
+    exactly at every stage, so fast absorption (large ka) costs no accuracy. For ET the local stiffness
+    lam = -d(dET/dt)/dET (`et_stiffness`) is frozen in an integrating factor, which keeps high-IgE patients
+    (fast free-IgE turnover, little of it bound) stable at day-sized steps.
     """
 
     def __init__(self, ind: Individuals, h: float) -> None:
@@ -375,12 +398,11 @@ class _Stepper:
         d_half, d_full = d0 * self.half, d0 * self.full
         b = st.xt + d0
         et = st.et
-        k1x, k1e = rhs(st.xt, et, ind)
-        lam = ind.r - k1e
-        lam /= et
-        e2 = np.exp((-0.5 * h) * lam.astype(np.float32)).astype(
-            np.float64
-        )  # any lam is exact; float32 is fast
+        c1, kk = _complex_and_k(st.xt, et, ind)
+        k1x, k1e = _rates(st.xt, et, c1, ind)
+        # Frozen linear rate for the integrating factor: the local stiffness of the ET equation.
+        lam = et_stiffness(st.xt, et, c1, kk, ind)
+        e2 = np.exp((-0.5 * h) * lam.astype(np.float32)).astype(np.float64)
         e1 = e2 * e2
         n1 = k1e + lam * et
         y2 = e2 * (et + 0.5 * h * n1)
