@@ -269,7 +269,7 @@ def plan_scit_schedule(
         start_time=t,
     )
     result = ScitScheduleResult(sched)
-    if omalizumab:
+    if omalizumab and omalizumab != "none":
         _join_omalizumab(
             result,
             mode=omalizumab,

@@ -1,0 +1,88 @@
+"""Hypothesis invariants of the SCIT next-dose engine and of resuming a desensitization after a reaction."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from immunoplan.clinical.desensitization import RddRequest, generate
+from immunoplan.clinical.desensitization.breakthrough import replan
+from immunoplan.clinical.immunotherapy import GivenInjection, dose_steps, maintenance_dose, next_dose
+
+P = "alutard-sq-hdm"
+START = date(2026, 1, 5)
+
+
+@st.composite
+def histories(draw):
+    regimen = draw(st.sampled_from(["conventional", "cluster"]))
+    steps = [s.units for s in dose_steps(P, regimen)]
+    n = draw(st.integers(1, 6))
+    day = 0
+    out = []
+    for i in range(n):
+        day += draw(st.integers(1, 60))
+        dose = draw(st.sampled_from(steps))
+        last = i == n - 1
+        local = draw(st.sampled_from(["none", "up-to-quarter", "larger-than-quarter"])) if last else "none"
+        sysg = draw(st.sampled_from([None, "1", "2"])) if last else None
+        out.append(
+            GivenInjection(START + timedelta(days=day), dose, local, "wao2017" if sysg else None, sysg)
+        )
+    gap = draw(st.integers(0, 250))
+    return regimen, out, out[-1].date + timedelta(days=gap), draw(st.sampled_from(["norway", "aaaai"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories(), st.booleans())
+def test_next_dose_invariants(case, new_vial) -> None:
+    regimen, hist, on, ruleset = case
+    n = next_dose(P, regimen, hist, on, ruleset=ruleset, new_vial=new_vial)
+    last = hist[-1]
+    assert n.kind in ("dose", "outside-table")
+    assert n.rule is not None and n.rule in n.rules and n.rule.fired
+    if n.kind == "outside-table":
+        assert n.dose is None
+        return
+    steps = [s.units for s in dose_steps(P, regimen)]
+    above = [s for s in steps if s > last.dose]
+    assert 0 < n.dose.units <= (above[0] if above else maintenance_dose(P))  # never more than one step up
+    assert n.dose.units == min(r.dose for r in n.rules if r.fired and r.dose is not None)  # most restrictive
+    assert n.dose.volume_ml * {1: 100, 2: 1000, 3: 10000, 4: 100000}[n.dose.vial] == n.dose.units
+    if last.systemic:
+        assert n.dose.units <= last.dose / 10
+    if last.local_reaction == "larger-than-quarter":
+        assert n.dose.units <= last.dose / 2
+    if last.local_reaction == "up-to-quarter":
+        assert n.dose.units <= last.dose
+    if new_vial:
+        assert n.dose.units <= last.dose / 2
+    assert n.next_due is not None and n.next_due > on
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.decimals(min_value=Decimal("1"), max_value=Decimal("5000"), places=1),
+    st.sampled_from([Decimal(100), Decimal(250), Decimal(500)]),
+    st.sampled_from([Decimal(60), Decimal(80), Decimal(120)]),
+    st.integers(1, 11),
+    st.integers(1, 2),
+    st.decimals(min_value=Decimal(0), max_value=Decimal(15), places=1),
+)
+def test_resumption_invariants(target, volume, rate, step, back, into) -> None:
+    plan = generate(RddRequest("x", target, volume, rate))
+    r = replan(plan, reaction_step=step, severity="mild", minutes_into_step=into, steps_back=back)
+    res = r.resumption
+    assert res is not None and res.restart_at_step == max(1, step - back)
+    assert res.minutes == sum(s.minutes for s in res.steps)
+    assert res.excess_over_target_mg >= 0
+    if res.feasible:
+        assert abs(res.total_dose_mg - plan.target_mg - res.excess_over_target_mg) < Decimal("1e-20")
+        assert res.bag_volumes_used_ml[len(plan.bags)] == plan.bags[-1].volume_ml  # final bag emptied once
+        if plan.steps[res.restart_at_step - 1].bag == len(plan.bags):
+            assert res.excess_over_target_mg < Decimal("1e-20")  # repeats inside the final bag add no drug
+    over = [b.bag for b in plan.bags if res.bag_volumes_used_ml[b.bag] > b.volume_ml]
+    assert res.feasible == (not over and not res.problems)
