@@ -288,9 +288,7 @@ class DesensitizationSession(Base):
 
 class DesensitizationStep(Base):
     __tablename__ = "desensitization_steps"
-    __table_args__ = (
-        UniqueConstraint("session_id", "step_no", name="uq_desensitization_steps_step"),
-    )
+    __table_args__ = (UniqueConstraint("session_id", "step_no", name="uq_desensitization_steps_step"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("desensitization_sessions.id", ondelete="CASCADE"))
     step_no: Mapped[int] = mapped_column(Integer)
