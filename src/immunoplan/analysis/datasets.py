@@ -79,6 +79,8 @@ class CohortData:
     injections: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(INJECTION_COLUMNS)))
     reactions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REACTION_COLUMNS)))
     name: str = "cohort"
+    _by_measure: dict[str, pd.DataFrame] | None = field(default=None, init=False, repr=False)
+    _wide: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for label, frame, cols in (
@@ -122,11 +124,42 @@ class CohortData:
         """``frame`` joined with each patient's group."""
         return frame.merge(self.patients[["patient_id", "group"]], on="patient_id", how="inner")
 
+    def measures(self) -> list[str]:
+        """Measures present in ``outcomes`` (in `MEASURES` order)."""
+        return [m for m in MEASURES if m in self._split()]
+
+    def measure(self, measure: str) -> pd.DataFrame:
+        """Long rows (patient_id, visit, value) of one measure; split once and cached (treat as read-only)."""
+        return self._split().get(measure, self.outcomes.iloc[0:0])
+
+    def _split(self) -> dict[str, pd.DataFrame]:
+        if self._by_measure is None:
+            codes, names = pd.factorize(self.outcomes["measure"])
+            self._by_measure = {
+                str(name): self.outcomes.iloc[np.flatnonzero(codes == i)] for i, name in enumerate(names)
+            }
+        return self._by_measure
+
     def wide(self, measure: str) -> pd.DataFrame:
-        """patients x visits table of one measure (index patient_id; columns in `VISITS` order)."""
-        d = self.outcomes[self.outcomes["measure"] == measure]
-        w = d.pivot_table(index="patient_id", columns="visit", values="value", aggfunc="mean")
-        return w[[v for v in VISITS if v in w.columns]]
+        """patients x visits table of one measure (index patient_id; columns in `VISITS` order; cached;
+        repeated values of a patient at one visit are averaged)."""
+        if measure not in self._wide:
+            d = self.measure(measure).dropna(subset=["value"])
+            pc, pids = pd.factorize(d["patient_id"])
+            vc, vnames = pd.factorize(d["visit"])
+            key = pc * len(vnames) + vc
+            size = len(pids) * len(vnames)
+            sums = np.bincount(key, weights=d["value"].to_numpy(float), minlength=size)
+            counts = np.bincount(key, minlength=size)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            w = pd.DataFrame(
+                mean.reshape(len(pids), len(vnames)),
+                index=pd.Index(pids, name="patient_id"),
+                columns=list(vnames),
+            )
+            self._wide[measure] = w[[v for v in VISITS if v in w.columns]].sort_index()
+        return self._wide[measure]
 
 
 def reaction_class(kind: str, grade: str | None) -> str:

@@ -68,7 +68,7 @@ def _mean_ci(a: np.ndarray) -> tuple[float, float]:
 
 def figure1(data: CohortData) -> Figure | None:
     """Ten panels of outcomes over visits by group (mean ± 95 % CI)."""
-    present = [m for m in PANELS if (data.outcomes["measure"] == m).any()]
+    present = [m for m in PANELS if m in data.measures()]
     if not present:
         return None
     groups_of = data.patients.set_index("patient_id")["group"]

@@ -36,28 +36,45 @@ def random_intercept_lmm(y: np.ndarray, x: np.ndarray, groups: np.ndarray, names
     """REML fit of a linear model with a random intercept per group (profiled over lambda = tau2 / s2)."""
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
-    codes, gidx = np.unique(np.asarray(groups), return_inverse=True)
+    gidx, codes = pd.factorize(np.asarray(groups))
     n, p = x.shape
     if n <= p:
         raise InvalidInput("data", "too few observations for the mixed model", f"> {p} observations")
-    ng = np.bincount(gidx).astype(float)
+    ng = np.bincount(gidx)
     sx = np.zeros((len(codes), p))
     for j in range(p):
         sx[:, j] = np.bincount(gidx, weights=x[:, j], minlength=len(codes))
     sy = np.bincount(gidx, weights=y, minlength=len(codes))
     xtx, xty, yty = x.T @ x, x.T @ y, float(y @ y)
+    if np.linalg.matrix_rank(xtx) < p:
+        raise InvalidInput("data", "design not estimable (empty cell)", "every group x visit cell observed")
+    # gamma_i depends on n_i only: pool the per-patient sums by cluster size (a handful of distinct sizes)
+    sizes, inv = np.unique(ng, return_inverse=True)
+    pooled = [
+        (
+            float(k),
+            sx[inv == i].T @ sx[inv == i],
+            sx[inv == i].T @ sy[inv == i],
+            float(sy[inv == i] @ sy[inv == i]),
+            int(np.sum(inv == i)),
+        )
+        for i, k in enumerate(sizes)
+    ]
 
     def parts(lam: float) -> tuple[np.ndarray, np.ndarray, float, float]:
-        gam = lam / (1.0 + ng * lam)
-        a = xtx - (sx * gam[:, None]).T @ sx
-        b = xty - (sx * gam[:, None]).T @ sy
+        a, b, q, logdet = xtx.copy(), xty.copy(), yty, 0.0
+        for k, sxx, sxy, syy, count in pooled:
+            gam = lam / (1.0 + k * lam)
+            a -= gam * sxx
+            b -= gam * sxy
+            q -= gam * syy
+            logdet += count * math.log1p(k * lam)
         beta = np.linalg.solve(a, b)
-        q = yty - float(np.sum(gam * sy * sy)) - float(b @ beta)
-        return a, beta, max(q, 1e-300), float(np.sum(np.log1p(ng * lam)))
+        return a, beta, max(q - float(b @ beta), 1e-300), logdet
 
     def objective(loglam: float) -> float:
         a, _, q, logdet = parts(math.exp(loglam))
-        sign, la = np.linalg.slogdet(a)
+        _, la = np.linalg.slogdet(a)
         return (n - p) * math.log(q / (n - p)) + logdet + la
 
     res = optimize.minimize_scalar(objective, bounds=(-18.0, 9.0), method="bounded", options={"xatol": 1e-7})
@@ -77,15 +94,22 @@ def group_visit_lmm(long: pd.DataFrame, group_order: Sequence[str], visit_order:
     Reference levels: the first group and the first visit.
     """
     d = long.dropna(subset=["value"])
-    d = d[d["group"].isin(group_order) & d["visit"].isin(visit_order)]
-    groups = [g for g in group_order if (d["group"] == g).any()]
-    visits = [v for v in visit_order if (d["visit"] == v).any()]
+    gc, gnames = pd.factorize(d["group"])
+    vc, vnames = pd.factorize(d["visit"])
+    gpos = {str(g): i for i, g in enumerate(gnames)}
+    vpos = {str(v): i for i, v in enumerate(vnames)}
+    keep = np.isin(gc, [gpos[g] for g in group_order if g in gpos]) & np.isin(
+        vc, [vpos[v] for v in visit_order if v in vpos]
+    )
+    d, gc, vc = d[keep], gc[keep], vc[keep]
+    groups = [g for g in group_order if g in gpos and np.any(gc == gpos[g])]
+    visits = [v for v in visit_order if v in vpos and np.any(vc == vpos[v])]
     if len(groups) < 2 or len(visits) < 2:
         return TestResult("mixedlm", None, note="needs two groups and two visits")
     cols = [np.ones(len(d))]
     names = ["Intercept"]
-    gcol = {g: (d["group"].to_numpy() == g).astype(float) for g in groups[1:]}
-    vcol = {v: (d["visit"].to_numpy() == v).astype(float) for v in visits[1:]}
+    gcol = {g: (gc == gpos[g]).astype(float) for g in groups[1:]}
+    vcol = {v: (vc == vpos[v]).astype(float) for v in visits[1:]}
     for g, c in gcol.items():
         cols.append(c)
         names.append(f"group[{g}]")
@@ -99,9 +123,10 @@ def group_visit_lmm(long: pd.DataFrame, group_order: Sequence[str], visit_order:
             names.append(f"group[{g}]:visit[{v}]")
             inter.append(len(names) - 1)
     x = np.column_stack(cols)
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+    try:
+        fit = random_intercept_lmm(d["value"].to_numpy(float), x, d["patient_id"].to_numpy(), names)
+    except InvalidInput:
         return TestResult("mixedlm", None, note="design not estimable (empty group x visit cell)")
-    fit = random_intercept_lmm(d["value"].to_numpy(float), x, d["patient_id"].to_numpy(), names)
     b = fit.beta[inter]
     v = fit.cov[np.ix_(inter, inter)]
     stat = float(b @ np.linalg.solve(v, b))

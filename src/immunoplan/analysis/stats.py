@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 from immunoplan.errors import InvalidInput
@@ -216,8 +217,13 @@ def wilcoxon(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.n
     if len(nz) == 0:
         return TestResult("wilcoxon", 1.0, note="all differences zero")
     exact = len(nz) < 50 and len(np.unique(np.abs(nz))) == len(nz) and len(nz) == len(d)
-    r = sps.wilcoxon(d, zero_method="wilcox", correction=not exact, alternative="two-sided",
-                     method="exact" if exact else "approx")
+    r = sps.wilcoxon(
+        d,
+        zero_method="wilcox",
+        correction=not exact,
+        alternative="two-sided",
+        method="exact" if exact else "approx",
+    )
     return TestResult("wilcoxon", float(r.pvalue), float(r.statistic), note="exact" if exact else "approx")
 
 
@@ -458,9 +464,7 @@ def rm_anova(values: np.ndarray, groups: Sequence[Any] | None = None) -> list[An
     if np.isnan(y).any():
         raise InvalidInput("values", "repeated-measures ANOVA needs complete cases", "no missing values")
     n, k = y.shape
-    labels = (
-        np.zeros(n, dtype=int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-    )
+    labels = np.zeros(n, dtype=int) if groups is None else pd.factorize(np.asarray(groups), sort=True)[0]
     levels = np.unique(labels)
     g = len(levels)
     sizes = np.array([np.sum(labels == lv) for lv in levels])

@@ -197,7 +197,7 @@ def longitudinal(data: CohortData, table_id: str) -> ResultTable | None:
     title, measures = LONGITUDINAL[table_id]
     g = data.groups
     p = data.patients
-    present = [m for m in measures if (data.outcomes["measure"] == m).any()]
+    present = [m for m in measures if m in data.measures()]
     if len(g) != 2 or not present:
         return None
     cols = ["measure", "visit", *g, "p", "p (BH)", "test", *[f"within {x}: baseline vs last" for x in g]]
@@ -271,7 +271,7 @@ def repeated_measures(data: CohortData) -> ResultTable | None:
             row["group x visit p (GG)"] = fmt_p(res["group x visit"].p_gg)
             row["GG epsilon"] = f"{res['visit'].epsilon:.3f}"
             row["p_value"] = res["group x visit"].p_gg
-        long = data.with_group(data.outcomes[data.outcomes["measure"] == m])
+        long = data.with_group(data.measure(m))
         lmm = group_visit_lmm(long, g, visits)
         row["LMM n"] = lmm.extra.get("n_obs", "")
         row["LMM group x visit p"] = fmt_p(lmm.p) + (f" ({lmm.note})" if lmm.note else "")
