@@ -196,9 +196,7 @@ def build_nomogram(
             _out: np.ndarray = mid,
         ) -> None:
             if abs(t - _m) < 1e-9:
-                _out[:] = np.concatenate(
-                    [pkpd.free_ige_ng_ml(s.xt, s.et, c) for s, c in zip(states, inds, strict=True)]
-                )
+                _out[:] = np.concatenate([s.free_ige_ng_ml(c) for s, c in zip(states, inds, strict=True)])
             if progress is not None:
                 progress((_k + t / _d) / 2)
 

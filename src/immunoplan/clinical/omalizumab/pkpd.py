@@ -273,9 +273,25 @@ def observables(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> dict[str, n
 
 @dataclass
 class State:
+    """Per-patient amounts; ``c``/``k`` cache the complex and Kd term of the current (xt, et)."""
+
     depot_mg: np.ndarray
     xt: np.ndarray
     et: np.ndarray
+    c: np.ndarray | None = None
+    k: np.ndarray | None = None
+
+    def complex_and_k(self, ind: Individuals) -> tuple[np.ndarray, np.ndarray]:
+        if self.c is None or self.k is None:
+            self.c, self.k = _complex_and_k(self.xt, self.et, ind)
+        return self.c, self.k
+
+    def free_ige_ng_ml(self, ind: Individuals) -> np.ndarray:
+        c, _ = self.complex_and_k(ind)
+        e = self.et - c
+        e *= ind.mw_e
+        e /= ind.v_e
+        return e
 
 
 def initial_state(ind: Individuals) -> State:
@@ -338,6 +354,9 @@ def integrate(
             for _ in range(m_sub):
                 stepper.step(part)
             st.depot_mg[idx], st.xt[idx], st.et[idx] = part.depot_mg, part.xt, part.et
+            c, k = part.complex_and_k(stepper.ind)
+            assert st.c is not None and st.k is not None
+            st.c[idx], st.k[idx] = c, k
 
     times: list[float] = []
     records: list[dict[str, np.ndarray]] = []
@@ -398,7 +417,7 @@ class _Stepper:
         d_half, d_full = d0 * self.half, d0 * self.full
         b = st.xt + d0
         et = st.et
-        c1, kk = _complex_and_k(st.xt, et, ind)
+        c1, kk = st.complex_and_k(ind)
         k1x, k1e = _rates(st.xt, et, c1, ind)
         # Frozen linear rate for the integrating factor: the local stiffness of the ET equation.
         lam = et_stiffness(st.xt, et, c1, kk, ind)
@@ -430,3 +449,4 @@ class _Stepper:
         n1 += e1 * et
         st.et = np.maximum(n1, 0.0, out=n1)
         st.depot_mg = st.depot_mg * self.full
+        st.c, st.k = _complex_and_k(st.xt, st.et, ind)  # reused by the next step and by observers

@@ -132,9 +132,7 @@ class _Tracker:
             obs = _concat([pkpd.observables(s.xt, s.et, c) for s, c in zip(states, inds, strict=True)])
             free = obs["free_ige_ng_ml"]
         else:
-            free = np.concatenate(
-                [pkpd.free_ige_ng_ml(s.xt, s.et, c) for s, c in zip(states, inds, strict=True)]
-            )
+            free = np.concatenate([s.free_ige_ng_ml(c) for s, c in zip(states, inds, strict=True)])
         if t > 0:
             np.minimum(self.nadir, free, out=self.nadir)
             for i, target in enumerate(self.targets):
