@@ -298,9 +298,117 @@ def import_cmd(
     emit(report, as_json, render)
 
 
+@export_app.command("tables")
+def export_tables_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder for CSV files, or the .xlsx workbook to write."),
+    fmt: str = typer.Option("csv", "--format", help="csv or xlsx."),
+    table: list[str] = typer.Option(None, "--table", help="Only these tables (repeatable)."),
+    db: Path = DB_OPT,
+    url: str = URL_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Export registry tables (all but users) as CSV files or one XLSX workbook."""
+    from immunoplan.registry.db import open_registry
+    from immunoplan.registry.exporting import export_tables
+
+    reg = open_registry(target(db, url))
+    try:
+        result = export_tables(reg, out, fmt, list(table) if table else None)
+    finally:
+        reg.dispose()
+    emit(result, as_json, _rows_table("exported"))
+
+
+@export_app.command("research")
+def export_research_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder for the de-identified CSV files."),
+    db: Path = DB_OPT,
+    url: str = URL_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """De-identified research export: no names, birth dates or ids; dates shifted per patient; ages capped."""
+    from immunoplan.registry.db import open_registry
+    from immunoplan.registry.exporting import export_research
+
+    reg = open_registry(target(db, url))
+    try:
+        result = export_research(reg, out)
+    finally:
+        reg.dispose()
+    result["rows"] = result.pop("tables")
+    emit(result, as_json, _rows_table("de-identified export"))
+
+
+@export_app.command("fhir")
+def export_fhir_cmd(
+    out: Path = typer.Option(..., "--out", help="Bundle JSON file to write."),
+    patient: list[str] = typer.Option(None, "--patient", help="Only these pseudo_ids (repeatable)."),
+    db: Path = DB_OPT,
+    url: str = URL_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """FHIR R4 collection Bundle (Patient, Observation, AllergyIntolerance, Procedure,
+    MedicationAdministration, AdverseEvent), validated with fhir.resources."""
+    import json
+
+    from immunoplan.registry.db import open_registry
+    from immunoplan.registry.fhir import export_bundle
+
+    reg = open_registry(target(db, url))
+    try:
+        bundle = export_bundle(reg, pseudo_ids=list(patient) if patient else None)
+    finally:
+        reg.dispose()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(bundle, indent=1))
+    counts: dict[str, int] = {}
+    for e in bundle["entry"]:
+        counts[e["resource"]["resourceType"]] = counts.get(e["resource"]["resourceType"], 0) + 1
+    emit({"out": str(out), "rows": counts, "valid": True}, as_json, _rows_table("FHIR bundle written"))
+
+
+def import_fhir_cmd(
+    file: Path = typer.Argument(..., help="FHIR R4 Bundle JSON made by `export fhir`."),
+    db: Path = DB_OPT,
+    url: str = URL_OPT,
+    actor: str = ACTOR_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Load a FHIR R4 Bundle into the registry (one transaction)."""
+    import json
+
+    from immunoplan.registry.db import open_registry
+    from immunoplan.registry.fhir import import_bundle
+
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput("file", f"cannot read a JSON bundle: {exc}") from None
+    reg = open_registry(target(db, url))
+    try:
+        counts = import_bundle(reg, data, default_actor(actor))
+    finally:
+        reg.dispose()
+    emit({"file": str(file), "rows": counts}, as_json, _rows_table("FHIR bundle imported"))
+
+
+def _rows_table(title: str) -> Any:
+    def render(r: dict[str, Any]) -> None:
+        t = Table(title=f"{title}: {r.get('out') or r.get('file')}")
+        t.add_column("table / resource")
+        t.add_column("rows", justify="right")
+        for name, n in r["rows"].items():
+            t.add_row(name, str(n))
+        console.print(t)
+
+    return render
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(db_app, name="db")
     app.command("demo")(demo)
     app.command("due")(due)
     app.command("import")(import_cmd)
+    app.command("import-fhir")(import_fhir_cmd)
+    app.add_typer(export_app, name="export")
