@@ -526,8 +526,7 @@ def register(app: typer.Typer) -> None:
         page_size: str = typer.Option("A4", "--page-size", help="A4 or Letter."),
         as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
     ) -> None:
-        """Rapid drug desensitization plan: bags, steps, clock times, preparation;
-        re-plan after reactions."""
+        """Desensitization plan: bags, steps, clock times, preparation; re-plan after a reaction."""
         result = svc.plan_desensitization(
             drug=drug,
             dose_mg=dose_mg,

@@ -29,19 +29,17 @@ from immunoplan.validation import check_choice, check_range, to_decimal
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def parse_start(value: str | datetime | time | None, *, day: date | None = None) -> datetime | None:
-    """Parse ``09:00`` or ``2026-11-21T09:00`` into a datetime (a bare time is placed on ``day``)."""
+def parse_start(value: str | datetime | time | None) -> datetime | time | None:
+    """Parse ``09:00`` (a time of day) or ``2026-11-21T09:00`` (a datetime)."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
+    if isinstance(value, (datetime, time)):
         return value
-    if isinstance(value, time):
-        return datetime.combine(day or date(2000, 1, 1), value)
     text = str(value).strip()
     try:
         if "T" in text or " " in text or len(text) > 8:
             return datetime.fromisoformat(text)
-        return datetime.combine(day or date(2000, 1, 1), time.fromisoformat(text))
+        return time.fromisoformat(text)
     except ValueError:
         raise InvalidInput("start", f"cannot read {value!r} as a time", "HH:MM or YYYY-MM-DDTHH:MM") from None
 
@@ -254,7 +252,8 @@ def plan_scit_schedule(
     from immunoplan.clinical.immunotherapy import build_schedule
 
     day = parse_date("start", start)
-    t = parse_start(start_time).time() if start_time else None  # type: ignore[union-attr]
+    st = parse_start(start_time) if start_time else None
+    t = st.time() if isinstance(st, datetime) else st
     mi = (
         None
         if maintenance_interval_weeks in (None, "")

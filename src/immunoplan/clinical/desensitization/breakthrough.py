@@ -21,7 +21,7 @@ from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis
 from immunoplan.validation import check_choice, check_range
 
-from .plan import PRECISION, RddPlan, RddRequest, Step, generate
+from .plan import PRECISION, RddPlan, RddRequest, Step, _q, generate
 
 DATA = "rdd_breakthrough"
 SEVERITIES = ("mild", "moderate", "severe")
@@ -246,15 +246,17 @@ def resume(
         s = plan.steps[reaction_step - 1]
         fraction = Decimal(1) if minutes_into_step is None else minutes_into_step / s.minutes
         used: dict[int, Decimal] = {b.bag: Decimal(0) for b in plan.bags}
-        given = Decimal(0)
+        drawn_mg: dict[int, Decimal] = {b.bag: Decimal(0) for b in plan.bags}
+        conc = {b.bag: b.concentration_mg_ml for b in plan.bags}
         for p in plan.steps[: reaction_step - 1]:
             used[p.bag] += p.volume_ml
-            given += p.dose_mg
-        conc = {b.bag: b.concentration_mg_ml for b in plan.bags}
+            drawn_mg[p.bag] += p.dose_mg
+        partial_ml = _q(s.volume_ml * fraction)
+        used[s.bag] += partial_ml
+        drawn_mg[s.bag] += _q(partial_ml * conc[s.bag])
+        given = sum(drawn_mg.values(), Decimal(0))
         final_bag = plan.bags[-1]
         last = plan.steps[-1]
-        used[s.bag] += s.volume_ml * fraction
-        given += s.volume_ml * fraction * conc[s.bag]
         restart = max(1, reaction_step - steps_back)
         out: list[Step] = []
         t = Decimal(0)
@@ -267,11 +269,12 @@ def resume(
                 if vol <= 0:
                     problems.append("the final bag would be empty before the final step")
                     vol = Decimal(0)
-                minutes = vol * 60 / rate
+                minutes = _q(vol * 60 / rate)
+                dose = final_bag.mg_in_bag - drawn_mg[p.bag] if vol > 0 else Decimal(0)  # the rest of the bag
             else:
-                rate, minutes, vol = p.rate_ml_h, p.minutes, p.volume_ml
-            dose = vol * conc[p.bag]
+                rate, minutes, vol, dose = p.rate_ml_h, p.minutes, p.volume_ml, p.dose_mg
             used[p.bag] += vol
+            drawn_mg[p.bag] += dose
             total += dose
             out.append(Step(len(out) + 1, p.bag, rate, minutes, vol, dose, total, t, t + minutes))
             t += minutes

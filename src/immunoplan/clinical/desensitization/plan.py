@@ -15,7 +15,7 @@ Pure: no I/O. Decimal arithmetic at 40 significant digits; the last step's dose 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -45,7 +45,7 @@ class RddRequest:
     step_minutes: Decimal | None = None
     first_rate_variant: bool = False
     rates_ml_h: tuple[tuple[Decimal, ...], ...] | None = None
-    start: datetime | None = None
+    start: datetime | time | None = None
     override_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,10 +135,12 @@ def dilution_label(factor: int) -> str:
     return "final (corrected)" if factor == 1 else f"1:{factor}"
 
 
-def clock(start: datetime | None, minutes: Decimal) -> str | None:
+def clock(start: datetime | time | None, minutes: Decimal) -> str | None:
     """Clock time (HH:MM, truncated to the minute; '+1d' when past midnight) ``minutes`` after ``start``."""
     if start is None:
         return None
+    if isinstance(start, time):
+        start = datetime.combine(date(2000, 1, 1), start)
     t = start + timedelta(seconds=float(minutes * 60))
     days = (t.date() - start.date()).days
     return t.strftime("%H:%M") + (f" (+{days}d)" if days else "")
@@ -329,6 +331,20 @@ def _generate(req: RddRequest, data: dict[str, Any]) -> RddPlan:
                 f"UNVERIFIED rule(s): {names}. Shown for review only; not for administration without an "
                 "explicit, recorded clinician override (--override-unverified REASON)."
             )
+    published_minutes = Decimal(data["step_minutes"]["value"])
+    if step_minutes != published_minutes:
+        warnings.append(
+            f"Step length {_fmt(step_minutes)} min differs from the published {published_minutes} min."
+        )
+        basis.append(
+            Basis(
+                id="clinician-entered-step-minutes",
+                version="-",
+                source="step length set by the clinician",
+                status="SECONDARY",
+                rule=f"{_fmt(step_minutes)} min per step",
+            )
+        )
     if dil_volume != final_volume and n_bags > 1:
         warnings.append(f"Dilution bags of {_fmt(dil_volume)} mL with a {_fmt(final_volume)} mL final bag.")
 
@@ -350,7 +366,7 @@ def _generate(req: RddRequest, data: dict[str, Any]) -> RddPlan:
     return with_clock(plan, req.start)
 
 
-def with_clock(plan: RddPlan, start: datetime | None) -> RddPlan:
+def with_clock(plan: RddPlan, start: datetime | time | None) -> RddPlan:
     """Fill clock times from ``start`` (a pure computation; None leaves them empty)."""
     if start is None:
         return plan
