@@ -158,12 +158,21 @@ def timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
             )
         )
     for r in s.scalars(select(m.Reaction).where(m.Reaction.patient_id == patient_id)):
+        at: datetime | date | None = r.onset_at
+        note = ""
+        if at is None:  # onset not recorded: place it at the dose that caused it
+            inj = s.get(m.Injection, r.injection_id) if r.injection_id else None
+            step = (
+                s.get(m.DesensitizationStep, r.desensitization_step_id) if r.desensitization_step_id else None
+            )
+            at = (inj.given_at if inj else None) or (step.started_at if step else None)
+            note = " (onset time not recorded)"
         ev.append(
             TimelineEvent(
-                r.onset_at or datetime.min,
+                at or datetime.min,
                 "reaction",
                 f"Reaction: {r.kind}, grade {r.grade or '?'} ({r.scale or '-'})",
-                ", ".join(r.findings or []),
+                ", ".join(r.findings or []) + note,
             )
         )
     for v in s.scalars(select(m.Visit).where(m.Visit.patient_id == patient_id)):

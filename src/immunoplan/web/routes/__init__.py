@@ -6,7 +6,15 @@ from fastapi import FastAPI
 
 
 def include_all(app: FastAPI) -> None:
-    from immunoplan.web.routes import assessment, courses, desensitization, injections, patients, session
+    from immunoplan.web.routes import (
+        assessment,
+        courses,
+        desensitization,
+        injections,
+        patients,
+        session,
+        visits,
+    )
 
-    for module in (session, patients, assessment, courses, injections, desensitization):
+    for module in (session, patients, assessment, courses, injections, desensitization, visits):
         app.include_router(module.router)
