@@ -87,6 +87,11 @@ class Schedule:
         }
 
 
+def _num(d: Decimal) -> str:
+    """Decimal without trailing zeros or exponent (480.0 -> 480, 4.00 -> 4)."""
+    return format(d.normalize(), "f")
+
+
 def _regimens() -> dict[str, Any]:
     return reference.load("omalizumab_regimens")
 
@@ -381,7 +386,8 @@ def oit(start: date, weight_kg: Any, mg_per_kg: Any) -> Schedule:
                     rounded,
                     [i.syringe_mg for i in split_injections(rounded)],
                     phase["name"],
-                    f"{mpk * frac} mg/kg x {wt} kg = {exact} mg, rounded to {rounded} mg",
+                    f"{_num(mpk * frac)} mg/kg x {_num(wt)} kg = {_num(exact)} mg, "
+                    f"rounded to {_num(rounded)} mg",
                     True,
                 )
             )

@@ -146,6 +146,7 @@ def _assemble(
 ) -> SimulationResult:
     ng_per_iu = pkpd.ige_ng_per_iu()
     s = res.series
+    series: dict[str, Any]
     if is_pop:
         series = {
             "free_ige_ng_ml": _pct(s["free_ige_ng_ml"]),
