@@ -220,3 +220,24 @@ def test_grade_cli(cli) -> None:
 def test_grade_cli_bad_input(cli, args) -> None:
     r = cli("grade", *args, "--json")
     assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+
+
+def test_vital_signs_are_recorded_but_never_graded_on() -> None:
+    low = F("urticaria", sbp_mmhg=Decimal(70), spo2_pct=Decimal(85))
+    g = grade("brown2004", low)
+    assert g.grade == "mild" and any("not used to grade" in w for w in g.warnings)
+    assert grade("wao2017", low).grade == "1"
+    with pytest.raises(InvalidInput) as e:
+        F("urticaria", spo2_pct=Decimal(120))
+    assert e.value.field == "spo2_pct"
+
+
+def test_choices_list_every_accepted_value() -> None:
+    from immunoplan.services.protocols import choices
+
+    c = choices()
+    assert "alutard-sq-hdm" in c["scit_products"] and c["scit_products"]["alutard-sq-hdm"]["regimens"][
+        "rush"
+    ] == ("UNVERIFIED")
+    assert "wao2017" in c["grading_scales"] and "urticaria" in c["symptoms"]
+    assert "uptodate-platinum" in c["rdd_premedication"] and "brandstrom-peanut" in c["oit_regimens"]

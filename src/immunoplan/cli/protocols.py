@@ -443,6 +443,10 @@ def register(app: typer.Typer) -> None:
             [], "--biomarker", help="tryptase_elevated, il6_elevated, skin_test_positive."
         ),
         complement_prone_drug: bool = typer.Option(False, "--complement-prone-drug"),
+        sbp_mmhg: str | None = typer.Option(
+            None, "--sbp-mmhg", help="Systolic BP (recorded, not graded on)."
+        ),
+        spo2_pct: str | None = typer.Option(None, "--spo2-pct", help="SpO2 % (recorded, not graded on)."),
         as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
     ) -> None:
         """Grade a reaction from structured findings; the grade stores its scale and version."""
@@ -466,6 +470,8 @@ def register(app: typer.Typer) -> None:
             vasovagal=vasovagal,
             biomarkers=tuple(biomarker),
             complement_prone_drug=complement_prone_drug,
+            sbp_mmhg=sbp_mmhg,
+            spo2_pct=spo2_pct,
         )
         emit(result, as_json, _render_grades)
 

@@ -179,6 +179,9 @@ def make_findings(
     vasovagal: bool = False,
     biomarkers: tuple[str, ...] | list[str] = (),
     complement_prone_drug: bool = False,
+    sbp_mmhg: Any = None,
+    spo2_pct: Any = None,
+    heart_rate_bpm: Any = None,
 ) -> Any:
     """Validated `Findings` from plain values (symptom codes: reference file ``grading_symptoms``)."""
     from immunoplan.clinical.reactions import Findings
@@ -202,6 +205,9 @@ def make_findings(
         vasovagal=vasovagal,
         biomarkers=frozenset(biomarkers),
         complement_prone_drug=complement_prone_drug,
+        sbp_mmhg=_opt_decimal("sbp_mmhg", sbp_mmhg),
+        spo2_pct=_opt_decimal("spo2_pct", spo2_pct),
+        heart_rate_bpm=_opt_decimal("heart_rate_bpm", heart_rate_bpm),
     )
 
 
@@ -464,3 +470,45 @@ def plan_oit(
         if pretreatment_weeks in (None, "")
         else _int("pretreatment_weeks", pretreatment_weeks),
     )
+
+
+# --------------------------------------------------------------------------------------------- choices
+
+
+def choices() -> dict[str, Any]:
+    """Every accepted value for the protocol forms (products, regimens, premedications, scales, codes)."""
+    from immunoplan import reference
+    from immunoplan.clinical.desensitization.breakthrough import SEVERITIES
+    from immunoplan.clinical.desensitization.premedication import regimen_ids
+    from immunoplan.clinical.immunotherapy import LOCAL, RULESETS
+    from immunoplan.clinical.oit import regimen_ids as oit_regimens
+    from immunoplan.clinical.reactions import (
+        BIOMARKERS,
+        BRONCHODILATOR,
+        INTERVENTIONS,
+        SCALES,
+        TREATMENTS,
+        symptom_codes,
+    )
+
+    products = reference.load("scit_products")["products"]
+    return {
+        "rdd_bags": [1, 2, 3, 4],
+        "rdd_premedication": regimen_ids(),
+        "rdd_severity": list(SEVERITIES),
+        "rdd_options": [o["id"] for o in reference.load("rdd_breakthrough")["options"]],
+        "scit_products": {
+            k: {"name": v["name"], "regimens": {r: x["status"] for r, x in v["regimens"].items()}}
+            for k, v in products.items()
+        },
+        "scit_rulesets": list(RULESETS),
+        "scit_local_reactions": list(LOCAL),
+        "scit_omalizumab": ["none", *OMALIZUMAB_MODES],
+        "oit_regimens": oit_regimens(),
+        "grading_scales": [*SCALES, "all"],
+        "symptoms": symptom_codes(),
+        "treatments": list(TREATMENTS),
+        "interventions": list(INTERVENTIONS),
+        "bronchodilator_responses": list(BRONCHODILATOR),
+        "biomarkers": list(BIOMARKERS),
+    }

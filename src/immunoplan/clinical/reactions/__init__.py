@@ -18,6 +18,14 @@ SCALES = ("wao2010", "wao2017", "brown2004", "ctcae-irr", "ctcae-allergic", "see
 def grade(scale: str, findings: Findings) -> Grade:
     """Grade ``findings`` on ``scale`` (one of `SCALES`)."""
     check_choice("scale", scale, SCALES)
+    g = _grade(scale, findings)
+    note = findings.vital_sign_note()
+    if note:
+        g.warnings.append(note)
+    return g
+
+
+def _grade(scale: str, findings: Findings) -> Grade:
     if scale in ("wao2010", "wao2017"):
         return grade_wao(findings, scale)
     if scale == "brown2004":

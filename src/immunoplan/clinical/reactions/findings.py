@@ -57,6 +57,9 @@ class Findings:
     vasovagal: bool = False
     biomarkers: frozenset[str] = frozenset()
     complement_prone_drug: bool = False
+    sbp_mmhg: Decimal | None = None
+    spo2_pct: Decimal | None = None
+    heart_rate_bpm: Decimal | None = None
 
     def __post_init__(self) -> None:
         known = symptom_codes()
@@ -78,10 +81,23 @@ class Findings:
             v = getattr(self, name)
             if v is not None:
                 check_range(name, v, 0, 24 * 60, unit="min")
+        for name, low, high in (("sbp_mmhg", 0, 300), ("spo2_pct", 0, 100), ("heart_rate_bpm", 0, 300)):
+            v = getattr(self, name)
+            if v is not None:
+                check_range(name, v, low, high)
         if not (self.symptoms or self.death):
             raise InvalidInput(
                 "symptom", "at least one symptom (or death) is needed to grade", "symptom codes"
             )
+
+    def vital_sign_note(self) -> str | None:
+        """Numeric vital signs are recorded but never graded on: no numeric threshold was verified."""
+        if self.sbp_mmhg is None and self.spo2_pct is None and self.heart_rate_bpm is None:
+            return None
+        return (
+            "vital signs recorded, not used to grade (numeric thresholds UNVERIFIED): record hypotension or "
+            "hypoxia as symptoms when the clinician judges them present"
+        )
 
     def systems(self) -> set[str]:
         return {system_of(s) for s in self.symptoms}
