@@ -241,3 +241,10 @@ def test_choices_list_every_accepted_value() -> None:
     ] == ("UNVERIFIED")
     assert "wao2017" in c["grading_scales"] and "urticaria" in c["symptoms"]
     assert "uptodate-platinum" in c["rdd_premedication"] and "brandstrom-peanut" in c["oit_regimens"]
+
+
+def test_wao_names_the_symptoms_it_does_not_grade_on() -> None:
+    g = grade("wao2010", F("urticaria", "chest_tightness", "fever"))
+    assert g.grade == "1"
+    assert any("chest_tightness" in w and "fever" in w for w in g.warnings)
+    assert grade("brown2004", F("chest_tightness")).grade == "moderate"  # a Brown moderate feature

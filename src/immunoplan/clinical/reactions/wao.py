@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from immunoplan import reference
 
-from .findings import Findings, Grade
+from .findings import Findings, Grade, system_of
 
 DATA = "grading_wao"
-LOWER_RESP = {"wheeze", "lower_airway_cough", "dyspnea", "chest_tightness"}
+LOWER_RESP = {"wheeze", "lower_airway_cough", "dyspnea"}
 
 
 def suffix(epinephrine_minutes: Decimal | None) -> str:
@@ -91,6 +91,17 @@ def grade_wao(f: Findings, scale: str) -> Grade:
     if f.death:
         g = 5
         reasons.append("death")
+    used = (
+        {x for x in sym if system_of(x) in g1_systems}
+        | (sym & LOWER_RESP)
+        | {x for x in sym if system_of(x) in set(s["grade2_systems"])}
+        | airway
+        | {"stridor"}
+        | set(s["grade4"])
+    )
+    unused = sorted(x for x in sym - used if not x.startswith("local_"))
+    if unused:
+        warnings.append(f"not {scale.upper()} criteria (not graded on): {', '.join(unused)}")
     basis = reference.basis(DATA, scale, status=s["status"])
     if g == 0:
         return Grade(
