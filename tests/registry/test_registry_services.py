@@ -167,7 +167,7 @@ def test_reaction_timing_is_derived_from_the_causing_injection(registry):
         pseudo_id="P1",
         kind="systemic",
         grade="mild",
-        scale="seed001-classes",
+        scale="seed001",
         scale_version="2025",
         findings=["urticaria"],
         onset_at="2025-01-08T09:25",
@@ -253,3 +253,58 @@ def test_every_use_case_is_audited_with_its_actor(sqlite_registry):
             )
         ).all()
     assert got == [("dr.a", "patients", "register_patient"), ("nurse.b", "visits", "record_visit")]
+
+
+def test_reaction_is_graded_by_the_grading_engine(sqlite_registry):
+    reg = sqlite_registry
+    _patient(reg)
+    c = rec.plan_course(reg, "dr.a", pseudo_id="P1", kind="SCIT")
+    inj = rec.record_injection(
+        reg, "n", course_id=c["id"], given_at="2025-01-06T09:00", dose="10", dose_unit="SQ-U"
+    )
+    r = rec.record_reaction(
+        reg,
+        "dr.a",
+        pseudo_id="P1",
+        kind="systemic",
+        scale="wao2010",
+        findings=["wheeze"],
+        treatments=["bronchodilator"],
+        onset_at="2025-01-06T09:10",
+        injection_id=inj["id"],
+    )
+    assert (
+        r["grade"] == "2"
+        and r["scale_version"].startswith("WAO 2010")
+        and r["basis"][0]["id"] == "grading_wao"
+    )
+    assert r["treatment"] == "bronchodilator"
+    s = rec.record_reaction(
+        reg,
+        "dr.a",
+        pseudo_id="P1",
+        kind="systemic",
+        scale="seed001",
+        findings=["wheeze", "dyspnea"],
+        treatments=["emergency_bronchodilator"],
+    )
+    assert s["grade"] == "severe"
+    with pytest.raises(InvalidInput):
+        rec.record_reaction(
+            reg, "dr.a", pseudo_id="P1", kind="systemic", scale="wao2010", findings=["itchy-nose"]
+        )
+
+
+def test_assess_runs_the_assessment_engine_and_stores_its_basis(sqlite_registry):
+    reg = sqlite_registry
+    _patient(reg)
+    a = rec.assess(
+        reg, "dr.a", pseudo_id="P1", inputs={"age_years": 14, "total_ige_iu_ml": 300, "sige_kua_l": 60}
+    )
+    assert a["sige_class"] == 5 and a["sige_total_ratio_pct"] == 20
+    assert a["risk_tier"] in ("low", "elevated", "high") and a["basis"]
+    assert all({"table", "version"} <= set(b) for b in a["basis"])
+    with pytest.raises(InvalidInput):
+        rec.assess(
+            reg, "dr.a", pseudo_id="P1", inputs={"age_years": -3, "total_ige_iu_ml": 300, "sige_kua_l": 60}
+        )

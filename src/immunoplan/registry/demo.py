@@ -407,6 +407,28 @@ def _diagnose(w: _Writer, p_id: int, day: date) -> None:
     )
 
 
+_GRADES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+
+
+def _graded(scale: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Grade a synthetic reaction with the clinical grading engine (cached per finding set)."""
+    from immunoplan.clinical.reactions import Findings, grade
+
+    symptoms, treatments = tuple(spec["symptoms"]), tuple(spec.get("treatments", ()))
+    key = (scale, symptoms, treatments)
+    if key not in _GRADES:
+        g = grade(scale, Findings(symptoms=frozenset(symptoms), treatments=frozenset(treatments)))
+        _GRADES[key] = {
+            "grade": g.grade,
+            "scale": g.scale,
+            "scale_version": g.scale_version,
+            "basis": g.basis.to_dict(),
+            "findings": list(symptoms),
+            "treatment": ", ".join(treatments) or None,
+        }
+    return _GRADES[key]
+
+
 def _unit(kind: str) -> str:
     return str(load("registry_measurements")["kinds"][kind]["unit"])
 
@@ -469,11 +491,10 @@ def _seed001_reactions(
                 minutes = int(rng.integers(5, 25)) if cls != "local" else int(rng.integers(10, 240))
                 onset = when + timedelta(minutes=minutes)
                 first = pt["injections"][0][2]
-                findings = {
-                    "local": syn["local_findings"],
-                    "mild": syn["mild_findings"],
-                    "severe": [syn["severe_findings"]],
-                }[cls]
+                choices = syn["findings"][cls]
+                g = _graded(t5["scale"], choices[int(rng.integers(0, len(choices)))])
+                if g["grade"] != cls:  # the calibration's findings must grade to the class Table 5 counts
+                    raise AssertionError(f"demo findings graded {g['grade']!r}, expected {cls!r}")
                 w.add(
                     "reactions",
                     patient_id=pt["patient_id"],
@@ -486,13 +507,13 @@ def _seed001_reactions(
                     onset_at=onset,
                     minutes_after_dose=minutes,
                     days_from_first_dose=(onset.date() - first.date()).days,
-                    findings=list(findings[int(rng.integers(0, len(findings)))]),
-                    grade=cls,
-                    scale=t5["scale"],
-                    scale_version=t5["scale_version"],
-                    treatment="emergency bronchodilator" if cls == "severe" else None,
+                    findings=g["findings"],
+                    grade=g["grade"],
+                    scale=g["scale"],
+                    scale_version=g["scale_version"],
+                    treatment=g["treatment"],
                     outcome="resolved",
-                    basis=[basis("registry_demo_calibration", "seed001.table5").to_dict()],
+                    basis=[g["basis"], basis("registry_demo_calibration", "seed001.table5").to_dict()],
                 )
 
 
@@ -788,8 +809,8 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             iid, when = inj_ids[k]
             minutes = int(rng.integers(5, 120))
             onset = when + timedelta(minutes=minutes)
-            grade = str(a["sr_grade"][i])
-            choices = syn["sr_findings"][grade]
+            choices = syn["sr_findings"][str(a["sr_grade"][i])]
+            g = _graded(syn["sr_scale"]["scale"], choices[int(rng.integers(0, len(choices)))])
             w.add(
                 "reactions",
                 patient_id=p_id,
@@ -802,13 +823,13 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
                 onset_at=onset,
                 minutes_after_dose=minutes,
                 days_from_first_dose=(onset.date() - inj_ids[0][1].date()).days,
-                findings=list(choices[int(rng.integers(0, len(choices)))]),
-                grade=grade,
-                scale=syn["sr_scale"]["scale"],
-                scale_version=syn["sr_scale"]["version"],
-                treatment="antihistamine" if grade == "1" else "inhaled bronchodilator",
+                findings=g["findings"],
+                grade=g["grade"],
+                scale=g["scale"],
+                scale_version=g["scale_version"],
+                treatment=g["treatment"],
                 outcome="resolved",
-                basis=bb_cal,
+                basis=[g["basis"], *bb_cal],
             )
         if (i + 1) % CHUNK_PATIENTS == 0:
             w.flush()

@@ -344,8 +344,8 @@ class Reaction(Base):
     days_from_first_dose: Mapped[int | None] = mapped_column(Integer)
     findings: Mapped[list[Any] | None] = mapped_column(JSON)  # e.g. ["urticaria", "wheeze"]
     grade: Mapped[str | None] = mapped_column(String(32))  # e.g. "mild", "2"
-    scale: Mapped[str | None] = mapped_column(String(32))  # e.g. seed001-classes, WAO-2010, Brown
-    scale_version: Mapped[str | None] = mapped_column(String(32))
+    scale: Mapped[str | None] = mapped_column(String(32))  # e.g. wao2010, brown2004, seed001
+    scale_version: Mapped[str | None] = mapped_column(String(200))
     treatment: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(32))  # resolved, ongoing, hospitalised ...
     basis: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -271,7 +271,7 @@ def assess(
     data = to_jsonable(result)
     if not isinstance(data, dict):
         raise InvalidInput("result", "must be an object")
-    basis = data.get("basis") or data.get("bases")
+    basis = data.get("rules") or data.get("basis")
     with reg.transaction(actor, "assess") as s:
         p = _patient(s, pseudo_id)
         row = m.RiskAssessment(
@@ -534,13 +534,18 @@ def record_step(
         return _row(row)
 
 
-def _grader() -> Any:
-    """Engineer C's reaction grading (`immunoplan.clinical.reactions.grade`), if it is installed."""
+def _grade(scale: str, findings: list[str], treatments: list[str]) -> dict[str, Any] | None:
+    """Grade with `immunoplan.clinical.reactions.grade` when it knows ``scale`` (else None)."""
     try:
-        from immunoplan.clinical import reactions  # type: ignore[attr-defined]
-    except ImportError:
+        from immunoplan.clinical import reactions
+    except ImportError:  # pragma: no cover - engine not installed
         return None
-    return getattr(reactions, "grade", None)
+    if scale not in reactions.SCALES:
+        return None
+    g = reactions.grade(
+        scale, reactions.Findings(symptoms=frozenset(findings), treatments=frozenset(treatments))
+    )
+    return {"grade": g.grade, "scale_version": g.scale_version, "basis": g.basis.to_dict()}
 
 
 def record_reaction(
@@ -559,25 +564,25 @@ def record_reaction(
     desensitization_step_id: Any = None,
     visit_code: str | None = None,
     treatment: str | None = None,
+    treatments: list[str] | None = None,
     outcome: str | None = None,
     basis: Any = None,
 ) -> dict[str, Any]:
     """Record a reaction linked to its cause. Timing is derived: minutes after the causing dose and days from
-    the course's first dose. The grade is the caller's (on a named ``scale`` + ``scale_version``) unless the
-    grading engine is installed and ``grade`` is omitted, then the findings are graded on ``scale``."""
+    the course's first dose. Without ``grade``, the findings (symptom codes) and ``treatments`` are graded on
+    ``scale`` by `immunoplan.clinical.reactions.grade` (wao2010, wao2017, brown2004, ctcae-*, seed001), which
+    also supplies the scale version and basis; otherwise the caller's grade on its named scale is stored."""
     kind = ck.choice("kind", kind, m.REACTION_KINDS)
     onset = ck.to_datetime("onset_at", onset_at) if onset_at else None
-    if grade in (None, "") and findings:
-        grader = _grader()
-        if grader is not None and scale:
-            graded = to_jsonable(grader(scale=scale, findings=findings))
-            grade = str(_find(graded, "grade"))
-            scale_version = scale_version or _find(graded, "version", "scale_version")
-            basis = basis or graded.get("basis") if isinstance(graded, dict) else basis
+    if grade in (None, "") and findings and scale:
+        graded = _grade(scale, findings, treatments or [])
+        if graded is not None:
+            grade, scale_version = graded["grade"], graded["scale_version"]
+            basis = basis or graded["basis"]
+    if treatment is None and treatments:
+        treatment = ", ".join(treatments)
     if grade not in (None, "") and not scale:
-        raise InvalidInput(
-            "scale", "a grade needs the name of its scale", "e.g. WAO-2010, Brown, seed001-classes"
-        )
+        raise InvalidInput("scale", "a grade needs the name of its scale", "e.g. wao2010, brown2004, seed001")
     with reg.transaction(actor, "record_reaction") as s:
         p = _patient(s, pseudo_id)
         course_id, dose_time = None, None
