@@ -348,3 +348,18 @@ def test_scit_cli_bad_input(cli, tmp_path, args) -> None:
     args = [str(bad) if a == "BAD" else str(empty) if a == "EMPTY" else a for a in args]
     r = cli(*args, "--json")
     assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1, (r.stdout, r.stderr)
+
+
+def test_cluster_next_visit_has_the_scheduled_injections() -> None:
+    week1 = [G(0, 10), G(0, 100), G(0, 1000)]
+    n = next_dose(P, "cluster", week1, START + timedelta(days=7))
+    assert [d.units for d in n.visit_injections] == [Decimal(2000), Decimal(2000)]
+    week2 = week1 + [G(7, 2000), G(7, 2000)]
+    n = next_dose(P, "cluster", week2, START + timedelta(days=14))
+    assert [d.units for d in n.visit_injections] == [Decimal(5000), Decimal(5000)]
+    n = next_dose(P, "cluster", week2 + [G(14, 5000), G(14, 5000)], START + timedelta(days=21))
+    assert [(d.units, d.vial, d.volume_ml) for d in n.visit_injections] == [
+        (Decimal(20000), 4, Decimal("0.2"))
+    ]
+    late = next_dose(P, "cluster", week2, START + timedelta(days=7 + 20))  # 2-4 weeks: repeat one dose
+    assert [d.units for d in late.visit_injections] == [Decimal(2000)]

@@ -237,6 +237,14 @@ def _render_next_dose(result: Any) -> None:
         )
     else:
         console.print(f"[bold red]{d['kind']}[/bold red] on {d['date']}")
+    if len(d.get("visit_injections") or []) > 1:
+        console.print(
+            "injections today: "
+            + ", ".join(
+                f"{num(x['dose'])} {x['unit']} (vial {x['vial']}, {num(x['volume_ml'], 3)} mL)"
+                for x in d["visit_injections"]
+            )
+        )
     if d["rule"]:
         r = d["rule"]
         console.print(f"rule: {r['id']} [{r['basis']['status']}] {r['text']}\nsource: {r['basis']['source']}")

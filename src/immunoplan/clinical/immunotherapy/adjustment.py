@@ -89,6 +89,7 @@ class NextDose:
     next_due: dt.date | None
     observation_minutes: int
     warnings: list[str] = field(default_factory=list)
+    visit_injections: list[Dose] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +103,7 @@ class NextDose:
             "next_due": self.next_due,
             "observation_minutes": self.observation_minutes,
             "warnings": self.warnings,
+            "visit_injections": [d.to_dict() for d in self.visit_injections],
         }
 
 
@@ -275,9 +277,34 @@ def next_dose(
     if units_final >= top:
         phase = "maintenance"
     interval_days = _next_interval_days(p, hist, phase, units_final, top, data, warnings)
+    visit = [dose]
+    if action == "increase" and units_final == units and not in_maintenance:
+        visit = _scheduled_visit(product_id, regimen_id, hist, units_final) or visit
+        if len(visit) > 1:
+            warnings.append(
+                f"{len(visit)} injections today, at least {p['same_day_min_interval_minutes']} min "
+                "apart, per the schedule."
+            )
     return NextDose(
-        "dose", on, phase, dose, fired, rules, days, on + timedelta(days=interval_days), obs, warnings
+        "dose", on, phase, dose, fired, rules, days, on + timedelta(days=interval_days), obs, warnings, visit
     )
+
+
+def _scheduled_visit(
+    product_id: str, regimen_id: str, hist: list[GivenInjection], units: Decimal
+) -> list[Dose]:
+    """The injections of the schedule's next visit (cluster days have several), when the course is on track:
+    the last injection matches a schedule row and the next week's first injection is ``units``."""
+    from .catalogue import dose_of
+
+    rows = regimen(product_id, regimen_id)["rows"]
+    doses = [dose_of(product_id, int(r["vial"]), Decimal(r["ml"])) for r in rows]
+    matches = [i for i, d in enumerate(doses) if d.units == hist[-1].dose]
+    if not matches:
+        return []
+    week = int(rows[matches[-1]]["week"])
+    nxt = [d for r, d in zip(rows, doses, strict=True) if int(r["week"]) == week + 1]
+    return nxt if nxt and nxt[0].units == units else []
 
 
 def _maintenance_return(
