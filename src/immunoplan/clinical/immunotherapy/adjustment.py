@@ -197,6 +197,11 @@ def next_dose(
         )
     )
 
+    if days < int(p["buildup_interval_days"]) and not in_maintenance:
+        warnings.append(
+            f"Only {days} day(s) since the last injection: earlier than the scheduled "
+            f"{p['buildup_interval_days']}-day interval."
+        )
     # 2. interval since the last dose
     table = data["missed"][ruleset]["maintenance" if in_maintenance else "buildup"]
     if ruleset == "aaaai" and not in_maintenance:
