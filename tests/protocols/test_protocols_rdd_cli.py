@@ -44,6 +44,7 @@ def test_json_contract(cli) -> None:
     assert d["bags"][2]["concentration_mg_ml"] == 7.93704
     assert d["steps"][11]["start_clock"] == "11:45" and d["end_clock"] == "14:39"
     assert d["kind"] == "plan" and d["basis"]
+    assert d["totals"] == {"dose_mg": 2000, "volume_ml": 278, "minutes": 339.375, "steps": 12}
 
 
 def test_dilution_bag_volume_and_human_output(cli) -> None:

@@ -118,6 +118,12 @@ class RddPlan:
             "bags": self.bags,
             "steps": self.steps,
             "total_minutes": self.total_minutes,
+            "totals": {
+                "dose_mg": self.steps[-1].cumulative_mg,
+                "volume_ml": sum((s.volume_ml for s in self.steps), Decimal(0)),
+                "minutes": self.total_minutes,
+                "steps": len(self.steps),
+            },
             "start_clock": self.start_clock,
             "end_clock": self.end_clock,
             "observe_until_clock": self.observe_until_clock,
