@@ -264,14 +264,8 @@ def _load(conn) -> CohortData:  # type: ignore[no-untyped-def]
     wt = meas[meas["kind"] == "weight_kg"].sort_values("visit_id").groupby("patient_id")["value"].first()
     pats["bmi_kg_m2"] = pats["patient_id"].map(wt) / (pats["height_cm"].astype(float) / 100) ** 2
     ait = courses[courses["kind"].isin(["SCIT", "RIT", "cluster"])]
-    omb = (
-        courses.groupby("patient_id").apply(
-            lambda c: float(bool(c["with_omalizumab"].any()) or bool((c["kind"] == "omalizumab").any())),
-            include_groups=False,
-        )
-        if not courses.empty
-        else pd.Series(dtype=float)
-    )
+    flag = courses["with_omalizumab"].fillna(False).astype(bool) | (courses["kind"] == "omalizumab")
+    omb = flag.groupby(courses["patient_id"]).any().astype(float)
     pats["omalizumab"] = pats["patient_id"].map(omb).fillna(0.0)
     tr = ait.groupby("patient_id")["target_reached"].max() if not ait.empty else pd.Series(dtype=float)
     pats["target_reached"] = pats["patient_id"].map(tr).astype(float)

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-from immunoplan.analysis.datasets import MEASURES, VISIT_LABELS, VISITS, CohortData  # noqa: E402
+from immunoplan.analysis.datasets import MEASURES, VISIT_LABELS, CohortData  # noqa: E402
 from immunoplan.analysis.stats import TestResult  # noqa: E402
 from immunoplan.analysis.tables import ResultTable  # noqa: E402
 
@@ -67,30 +67,29 @@ def _mean_ci(a: np.ndarray) -> tuple[float, float]:
 
 
 def figure1(data: CohortData) -> Figure | None:
-    """Ten panels of outcomes over visits by group (mean ± 95 % CI)."""
-    present = [m for m in PANELS if m in data.measures()]
+    """Seed 001 Figure 1: one panel per outcome measured at >= 2 visits (panel letters as in the paper),
+    mean ± 95 % CI by group and visit. None when no outcome has two visits."""
+    present = [m for m in PANELS if m in data.measures() and data.wide(m).shape[1] >= 2]
     if not present:
         return None
     groups_of = data.patients.set_index("patient_id")["group"]
+    ncols = min(3, len(present) + 1)
+    nrows = -(-(len(present) + 1) // ncols)
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(10, 8.8), layout="constrained")
-        axes = fig.subplots(4, 3).ravel()
-        for i, m in enumerate(PANELS):
-            ax = axes[i]
+        fig = Figure(figsize=(3.4 * ncols, 2.25 * nrows + 0.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+        for ax, m in zip(axes, present, strict=False):
             label, unit = MEASURES[m]
-            ax.set_title(f"({chr(65 + i)}) {label}", loc="left")
-            if m not in present:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-                continue
+            ax.set_title(f"({chr(65 + PANELS.index(m))}) {label}", loc="left")
             w = data.wide(m)
-            visits = [v for v in VISITS if v in w.columns]
+            visits = list(w.columns)
             x = np.arange(len(visits))
+            labels = w.index.map(groups_of)
             for j, g in enumerate(data.groups):
-                sub = w[w.index.map(groups_of) == g]
+                sub = w[labels == g]
                 mc = [_mean_ci(sub[v].to_numpy(float)) for v in visits]
-                off = (j - 0.5) * 0.08
                 ax.errorbar(
-                    x + off,
+                    x + (j - 0.5) * 0.08,
                     [a for a, _ in mc],
                     yerr=[b for _, b in mc],
                     marker="o",
@@ -103,11 +102,10 @@ def figure1(data: CohortData) -> Figure | None:
             ax.set_xticks(x, [VISIT_LABELS[v] for v in visits])
             ax.set_ylabel(unit or "score")
             ax.grid(alpha=0.3)
-        for ax in axes[len(PANELS) :]:
+        for ax in axes[len(present) :]:
             ax.axis("off")
-        handles, labels = axes[0].get_legend_handles_labels()
-        if handles:
-            axes[len(PANELS)].legend(handles, labels, loc="center", title="Group (mean ± 95 % CI)")
+        handles, names = axes[0].get_legend_handles_labels()
+        axes[len(present)].legend(handles, names, loc="center", title="Group (mean ± 95 % CI)")
         fig.suptitle(f"Outcomes over follow-up by group — {data.name}")
     return fig
 

@@ -258,7 +258,7 @@ def repeated_measures(data: CohortData) -> ResultTable | None:
     groups_of = data.patients.set_index("patient_id")["group"]
     for m in MEASURES:
         w = data.wide(m)
-        visits = [v for v in VISITS if v in w.columns and v != "month12"]
+        visits = [v for v in VISITS if v in w.columns]
         if len(visits) < 2:
             continue
         cc = w[visits].dropna()
