@@ -36,17 +36,19 @@ def _baseline_seconds_per_patient(ind: pkpd.Individuals, events: list[pkpd.DoseE
 def run(report) -> None:  # noqa: ANN001 - benchmarks.__main__.Report
     events = pkpd.regular_regimen(300, 4, WEEKS)
     per_patient = None
-    for n in (10_000, 100_000):
+    for n, threads in ((10_000, 1), (100_000, 1), (100_000, 2)):
         ind = sample_population("lowe2009", COVARIATES, n, seed=2026)
         if per_patient is None:
             per_patient = _baseline_seconds_per_patient(ind, events)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = simulate_population(ind, events, DAYS, model="lowe2009", seed=2026, interval_days=28)
+        res = simulate_population(
+            ind, events, DAYS, model="lowe2009", seed=2026, interval_days=28, threads=threads
+        )
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         med = float(np.median(res.per_patient["mid_interval_free_ige_ng_ml"]))
         report.add(
             "pkpd",
-            f"{n:,} patients x {WEEKS} weeks",
+            f"{n:,} patients x {WEEKS} weeks, {threads} thread(s)",
             seconds,
             baseline=per_patient * n,
             note=(
