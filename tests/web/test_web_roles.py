@@ -118,6 +118,10 @@ def _url(path: str, ids: dict[str, int]) -> str:
             return "1"
         if name == "sheet":
             return "rdd-nursing"
+        if name == "token":
+            return "0123456789abcdef"
+        if name in ("name", "table_id"):
+            return "table1"
         return str(ids[name])
 
     return re.sub(r"\{([^}]+)\}", sub, path)

@@ -12,9 +12,10 @@ def include_all(app: FastAPI) -> None:
         desensitization,
         injections,
         patients,
+        research,
         session,
         visits,
     )
 
-    for module in (session, patients, assessment, courses, injections, desensitization, visits):
+    for module in (session, patients, assessment, courses, injections, desensitization, visits, research):
         app.include_router(module.router)
