@@ -363,3 +363,15 @@ def test_cluster_next_visit_has_the_scheduled_injections() -> None:
     ]
     late = next_dose(P, "cluster", week2, START + timedelta(days=7 + 20))  # 2-4 weeks: repeat one dose
     assert [d.units for d in late.visit_injections] == [Decimal(2000)]
+
+
+def test_ultrarush_day_counts_as_one_maintenance_dose_and_uses_generic_rules() -> None:
+    u = "hdm-tyrosine-ultrarush"
+    day = [GivenInjection(START, Decimal(x)) for x in ("0.1", "0.2", "0.3", "0.4")]
+    n = next_dose(u, "rush", day, START + timedelta(days=28))
+    assert (
+        n.kind == "outside-table" and n.rule.id == "aaaai-maint-none"
+    )  # no maintenance table for this product
+    with pytest.raises(InvalidInput) as e:
+        next_dose(u, "rush", day, START + timedelta(days=28), ruleset="norway")  # Alutard-specific rules
+    assert e.value.field == "ruleset"

@@ -376,7 +376,7 @@ def _int(field_name: str, value: Any) -> int:
     return int(d)
 
 
-def load_history(data: dict[str, Any]) -> tuple[str, str, list[Any], str]:
+def load_history(data: dict[str, Any]) -> tuple[str, str, list[Any], str | None]:
     """Parse a course history object: ``{"product", "regimen", "ruleset"?, "injections": [...]}``.
 
     Each injection: ``date``, and ``dose`` (product units) or ``vial`` + ``volume_ml``; optional
@@ -425,7 +425,8 @@ def load_history(data: dict[str, Any]) -> tuple[str, str, list[Any], str]:
                 None if not sr else str(sr.get("grade")),
             )
         )
-    return str(product_id), str(regimen_id), out, str(data.get("ruleset", "norway"))
+    rs = data.get("ruleset")
+    return str(product_id), str(regimen_id), out, None if rs in (None, "") else str(rs)
 
 
 def scit_next_dose(

@@ -124,12 +124,14 @@ def next_dose(
     history: list[GivenInjection],
     on: date,
     *,
-    ruleset: str = "norway",
+    ruleset: str | None = None,
     new_vial: bool = False,
 ) -> NextDose:
     """The dose for ``on`` after ``history`` (see module docstring for the rules, in order)."""
-    check_choice("ruleset", ruleset, RULESETS)
     p = product(product_id)
+    allowed = list(p.get("adjustment_rulesets", RULESETS))
+    ruleset = ruleset or allowed[0]
+    check_choice("ruleset", ruleset, allowed)
     reg = regimen(product_id, regimen_id)
     if reg["status"] == "UNVERIFIED" or not reg["rows"]:
         raise InvalidInput(
@@ -144,6 +146,8 @@ def next_dose(
     for h in history:
         check_choice("local_reaction", h.local_reaction, LOCAL)
     hist = sorted(history, key=lambda h: h.date)
+    if reg.get("day_total_is_maintenance_dose"):
+        hist = _merge_days(hist)
     last = hist[-1]
     if on < last.date:
         raise InvalidInput("date", f"{on} is before the last injection ({last.date})", f">= {last.date}")
@@ -363,3 +367,20 @@ def _next_interval_days(
         warnings.append(ret[key]["text"])
         return 7 * int(ret[key]["then_weeks"][0])
     return 7 * int(mi) if mi is not None else buildup
+
+
+def _merge_days(hist: list[GivenInjection]) -> list[GivenInjection]:
+    """Split-dose regimens (ultra-rush: the day's injections make up one maintenance dose): one entry per day,
+    dose = the day's total, keeping the worst local and any systemic reaction of that day."""
+    out: list[GivenInjection] = []
+    for h in hist:
+        if out and out[-1].date == h.date:
+            prev = out[-1]
+            local = max(prev.local_reaction, h.local_reaction, key=LOCAL.index)
+            sysr = h if h.systemic else prev
+            out[-1] = GivenInjection(
+                h.date, prev.dose + h.dose, local, sysr.systemic_scale, sysr.systemic_grade
+            )
+        else:
+            out.append(h)
+    return out
