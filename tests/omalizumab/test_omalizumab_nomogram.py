@@ -82,3 +82,25 @@ def test_cli_nomogram_json(cli) -> None:
 def test_cli_nomogram_bad_input(cli, bad) -> None:
     r = cli("omalizumab", "nomogram", *bad, "--json")
     assert r.code == 2 and r.stdout == ""
+
+
+def test_only_every_4_weeks_leaves_high_ige_cells_unreachable(cli) -> None:
+    r = cli(
+        "omalizumab",
+        "nomogram",
+        "--patients-per-cell",
+        "10",
+        "--weeks",
+        "8",
+        "--extra-ige",
+        "",
+        "--intervals",
+        "4",
+        "--json",
+    )
+    assert r.code == 0, r.stderr
+    rows = r.json["rows"]
+    assert r.json["settings"]["intervals_weeks"] == [4]
+    assert all(row["model_interval_weeks"] in (4, None) for row in rows)
+    assert rows[-1]["model"] == "unreachable"  # >600-700 IU/mL, >90-150 kg needs more than 300 mg q4w
+    assert cli("omalizumab", "nomogram", "--intervals", "3", "--json").code == 2

@@ -207,3 +207,20 @@ def test_monotone_in_weight_per_4_weeks(ige, wt) -> None:
         assert b.dose_mg * 4 / b.interval_weeks >= a.dose_mg * 4 / a.interval_weeks
     if a.status is ResultKind.DO_NOT_DOSE:
         assert b.status is ResultKind.DO_NOT_DOSE
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    indication=st.sampled_from(["asthma", "crswnp", "food-allergy", "csu"]),
+    region=st.sampled_from(["us", "eu"]),
+    age=st.integers(0, 90),
+    wt=st.decimals(min_value=5, max_value=200, places=1),
+    ige=st.decimals(min_value=5, max_value=3000, places=0),
+)
+def test_unverified_data_never_doses_without_override(indication, region, age, wt, ige) -> None:
+    r = lookup_dose(indication, region, age, wt, ige)
+    if r.status is ResultKind.DOSE:
+        assert r.basis is not None and r.basis.status != "UNVERIFIED"
+        assert r.override is None
+    else:
+        assert r.dose_mg is None and r.injections == []

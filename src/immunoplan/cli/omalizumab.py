@@ -308,13 +308,17 @@ def nomogram_cmd(
         "48000",
         help="Extra IgE rows (IU/mL, comma-separated; '' for none), e.g. the hyper-IgE patients of seed 003.",
     ),
+    intervals: str = typer.Option("4,2", help="Dosing intervals to try in order (weeks): '4,2', '4' or '2'."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Build a model-based dosing nomogram and compare it with the US label table cell by cell."""
     try:
         extra = tuple(float(x) for x in extra_ige.split(",") if x.strip())
+        iv = tuple(int(x) for x in intervals.split(",") if x.strip())
     except ValueError:
-        raise InvalidInput("extra_ige", f"not a list of numbers: {extra_ige!r}", "e.g. 48000,10000") from None
+        raise InvalidInput(
+            "extra_ige/intervals", "not a comma-separated list of numbers", "e.g. 48000 / 4,2"
+        ) from None
     with _progress(True, "nomogram") as cb:
         r = svc.build_nomogram(
             model=model,
@@ -324,6 +328,7 @@ def nomogram_cmd(
             weeks=weeks,
             seed=seed,
             extra_ige_iu_ml=extra,
+            intervals_weeks=iv,
             progress=cb,
         )
     emit(r, as_json, _render_nomogram)

@@ -203,6 +203,7 @@ def build_nomogram(
     weeks: int = 16,
     seed: int = 0,
     extra_ige_iu_ml: tuple[float, ...] = (),
+    intervals_weeks: tuple[int, ...] = (4, 2),
     progress: Callable[[float], None] | None = None,
 ) -> Nomogram:
     """Model-based nomogram over the US asthma >=12 bands (plus optional hyper-IgE rows) and its agreement
@@ -215,5 +216,6 @@ def build_nomogram(
         weeks=weeks,
         seed=seed,
         extra_ige_iu_ml=extra_ige_iu_ml,
+        intervals_weeks=intervals_weeks,
         progress=progress,
     )

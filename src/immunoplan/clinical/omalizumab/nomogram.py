@@ -22,6 +22,7 @@ from immunoplan import reference
 from immunoplan.clinical.omalizumab import pkpd
 from immunoplan.clinical.omalizumab.population import Covariates, sample_population
 from immunoplan.clinical.omalizumab.tables import ResultKind, lookup_dose
+from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis
 from immunoplan.validation import check_choice, check_range
 
@@ -139,6 +140,7 @@ def build_nomogram(
     max_q4w_dose_mg: int | None = None,
     max_dose_mg: int | None = None,
     extra_ige_iu_ml: Sequence[float] = (),
+    intervals_weeks: Sequence[int] = (4, 2),
     progress: Callable[[float], None] | None = None,
 ) -> Nomogram:
     """Smallest dose (75 mg grid, every 4 then every 2 weeks) reaching ``target_ng_ml`` mid-interval free IgE
@@ -163,6 +165,9 @@ def build_nomogram(
         max_dose_mg = int(reference.load("omalizumab_regimens")["max_single_administration_mg"]["value"])
     doses = np.arange(dose_step_mg, max_dose_mg + 1, dose_step_mg, dtype=float)
     max_per_interval = {4: max_q4w_dose_mg, 2: max_dose_mg}
+    intervals = [int(check_choice("intervals_weeks", str(i), ("4", "2"))) for i in intervals_weeks]
+    if not intervals:
+        raise InvalidInput("intervals_weeks", "give at least one interval", "4, 2")
     cells = label_cells(extra_ige_iu_ml)
     children = np.random.SeedSequence(seed).spawn(len(cells))
     parts = [
@@ -176,7 +181,7 @@ def build_nomogram(
     ]
     base = _stack(parts)
     chosen: dict[int, tuple[int, int, float]] = {}
-    for k, interval in enumerate((4, 2)):
+    for k, interval in enumerate(intervals):
         grid = doses[doses <= max_per_interval[interval]]
         reps = len(grid)
         ind = base.take(np.tile(np.arange(base.n), reps))
@@ -198,7 +203,7 @@ def build_nomogram(
             if abs(t - _m) < 1e-9:
                 _out[:] = np.concatenate([s.free_ige_ng_ml(c) for s, c in zip(states, inds, strict=True)])
             if progress is not None:
-                progress((_k + t / _d) / 2)
+                progress((_k + t / _d) / len(intervals))
 
         pkpd.integrate(ind, events, days, on_step=step_progress)
         ok = (mid.reshape(reps, len(cells), n) <= target_ng_ml).mean(axis=2)  # (doses, cells)
@@ -234,7 +239,7 @@ def build_nomogram(
         "weeks": weeks,
         "seed": seed,
         "dose_grid_mg": [int(d) for d in doses],
-        "intervals_weeks": [4, 2],
+        "intervals_weeks": intervals,
         "max_dose_mg": {"every 4 weeks": max_q4w_dose_mg, "every 2 weeks": max_dose_mg},
         "covariates": "weight uniform, IgE log-uniform within each band",
     }
