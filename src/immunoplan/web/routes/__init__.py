@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 def include_all(app: FastAPI) -> None:
     from immunoplan.web.routes import (
+        admin,
         assessment,
         courses,
         desensitization,
@@ -17,5 +18,15 @@ def include_all(app: FastAPI) -> None:
         visits,
     )
 
-    for module in (session, patients, assessment, courses, injections, desensitization, visits, research):
+    for module in (
+        session,
+        patients,
+        assessment,
+        courses,
+        injections,
+        desensitization,
+        visits,
+        research,
+        admin,
+    ):
         app.include_router(module.router)
