@@ -71,6 +71,8 @@ def test_backup_while_writing_and_restore_round_trip(cli, tmp_path):
     reg = open_registry(path)
     with reg.session() as s:
         assert s.scalars(select(m.Patient.pseudo_id)).all() == ["A"]
+        last = s.scalars(select(m.AuditEntry).order_by(m.AuditEntry.id.desc())).first()
+    assert last.action == "restore" and last.after["restored_from"] == str(out)
     reg.dispose()
 
 

@@ -121,3 +121,31 @@ def test_settings_choose_the_database(monkeypatch, tmp_path):
 def test_bad_url_is_invalid_input():
     with pytest.raises(InvalidInput, match="url"):
         to_url("nonsense://")
+
+
+def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
+    from immunoplan.registry.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    assert migrate(engine, "0001") == "0001"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO patients (pseudo_id, sex, cohort, created_at) "
+                "VALUES ('OLD-1', 'male', 'clinic', '2024-01-01')"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO reactions (patient_id, kind, scale_version) VALUES (1, 'local', 'v1')")
+        )
+    engine.dispose()
+    reg = open_registry(tmp_path / "old.sqlite")  # upgrades to head (0002 rebuilds reactions in batch mode)
+    with reg.session() as s:
+        assert s.scalar(select(Patient.pseudo_id)) == "OLD-1"
+        assert s.scalar(text("SELECT scale_version FROM reactions")) == "v1"
+    assert current_revision(reg.engine) == head_revision()
+    with reg.transaction("t") as s:
+        s.add(Patient(pseudo_id="NEW-1", sex="female"))
+    with pytest.raises(DBAPIError, match="append-only"), reg.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log"))  # triggers survive the batch migration
+    reg.dispose()

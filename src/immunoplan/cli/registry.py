@@ -106,12 +106,13 @@ def db_restore(
     source: Path = typer.Option(..., "--from", help="Backup file made by `db backup`."),
     db: Path = DB_OPT,
     url: str = URL_OPT,
+    actor: str = ACTOR_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Replace the registry with a verified backup, then migrate it to the newest schema."""
     from immunoplan.registry.backup import restore
 
-    emit(restore(target(db, url), source), as_json, _kv("registry restored"))
+    emit(restore(target(db, url), source, default_actor(actor)), as_json, _kv("registry restored"))
 
 
 @db_app.command("info")

@@ -99,8 +99,14 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
         session.connection().execute(insert(AUDIT_TABLE), rows)
 
 
-def record_bulk(session: Session, table_name: str, count: int, detail: dict[str, Any] | None = None) -> None:
-    """Audit a bulk insert of ``count`` rows into ``table_name`` made outside the ORM."""
+def record_bulk(
+    session: Session,
+    table_name: str,
+    count: int,
+    detail: dict[str, Any] | None = None,
+    action: str = "bulk_insert",
+) -> None:
+    """Audit a change made outside the ORM: a bulk insert of ``count`` rows into ``table_name``, a restore."""
     after = {"rows": count, **(detail or {})}
     session.connection().execute(
         insert(AUDIT_TABLE),
@@ -108,7 +114,7 @@ def record_bulk(session: Session, table_name: str, count: int, detail: dict[str,
             dict(
                 actor=_actor(session),
                 at=datetime.now(UTC),
-                action="bulk_insert",
+                action=action,
                 table_name=table_name,
                 row_id=None,
                 before=None,

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from immunoplan.errors import InvalidInput
+from immunoplan.registry.audit import record_bulk
 from immunoplan.registry.db import head_revision, open_registry, to_url
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -100,8 +101,9 @@ def _check_sqlite_backup(path: Path) -> str:
     return str(rev[0])
 
 
-def restore(url_or_path: str | Path | None, source: str | Path) -> dict[str, Any]:
-    """Replace the registry's content with the backup ``source`` (verified first), then migrate it."""
+def restore(url_or_path: str | Path | None, source: str | Path, actor: str = "restore") -> dict[str, Any]:
+    """Replace the registry's content with the backup ``source`` (verified first), migrate it, and append an
+    audit entry saying who restored which file (the restored audit trail ends at the backup time)."""
     url = to_url(url_or_path)
     src_path = Path(source).expanduser()
     if not src_path.is_file():
@@ -124,5 +126,9 @@ def restore(url_or_path: str | Path | None, source: str | Path) -> dict[str, Any
             raise InvalidInput("from", f"pg_restore failed: {proc.stderr.decode(errors='replace')[:300]}")
         revision = "?"
     reg = open_registry(url)  # migrates an older backup to the current schema
-    reg.dispose()
+    try:
+        with reg.transaction(actor, "db_restore") as s:
+            record_bulk(s, "*", 0, {"restored_from": str(src_path), "backup_revision": revision}, "restore")
+    finally:
+        reg.dispose()
     return {"restored_from": str(src_path), "backup_revision": revision, "revision": head_revision()}

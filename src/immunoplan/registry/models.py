@@ -77,7 +77,7 @@ REACTION_KINDS = ("local", "systemic")
 QUESTIONNAIRES = ("ACT", "C-ACT", "ACQ-5", "ACQ-6", "ACQ-7", "AQLQ", "mini-AQLQ")
 SMOKING = ("never", "former", "current")
 ROLES = ("admin", "clinician", "nurse", "pharmacist", "researcher")
-AUDIT_ACTIONS = ("insert", "update", "delete", "bulk_insert")
+AUDIT_ACTIONS = ("insert", "update", "delete", "bulk_insert", "restore")
 
 
 class Base(DeclarativeBase):
