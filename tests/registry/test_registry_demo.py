@@ -188,3 +188,19 @@ def test_demo_is_audited_as_bulk_inserts(demo):
         rows = s.scalars(select(m.AuditEntry).where(m.AuditEntry.action == "bulk_insert")).all()
     assert {r.table_name for r in rows} >= {"patients", "injections", "reactions"}
     assert all(r.actor == "demo" and r.after["seed"] == 7 for r in rows)
+
+
+@pytest.mark.postgres
+def test_demo_on_postgres_then_ordinary_inserts_continue(pg_url):
+    from immunoplan.services import records as rec
+
+    reg = open_registry(pg_url)
+    summary = create_demo(reg, seed=3, patients=20)
+    assert summary["rows"]["patients"] == 57
+    # explicit ids were used for the bulk load: the sequences must have moved past them
+    p = rec.register_patient(reg, "t", pseudo_id="AFTER-DEMO", sex="female")
+    assert p["id"] == 58
+    with reg.session() as s:
+        inj = s.scalar(select(m.Injection).where(m.Injection.sequence == 15))
+        assert inj.dose == 100000 and str(inj.volume_ml) == "1.0"
+    reg.dispose()
