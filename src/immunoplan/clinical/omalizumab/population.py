@@ -152,10 +152,19 @@ class _Tracker:
 
 
 def _percentiles(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """5/50/95th percentiles (numpy's default linear interpolation) from one float32 sort per observable;
+    a single patient's values are returned as they are."""
     out = {}
     for k in OBSERVABLES:
-        v = np.sort(obs[k])
-        out[k] = v.copy() if v.size == 1 else np.percentile(v, PERCENTILES)
+        v = obs[k]
+        if v.size == 1:
+            out[k] = v.copy()
+            continue
+        srt = np.sort(v.astype(np.float32)).astype(np.float64)
+        pos = (v.size - 1) * np.asarray(PERCENTILES, dtype=float) / 100.0
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, v.size - 1)
+        out[k] = srt[lo] + (srt[hi] - srt[lo]) * (pos - lo)
     return out
 
 
