@@ -152,3 +152,25 @@ def test_cli_simulate_bad_input(cli, bad) -> None:
         "--json",
     )
     assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+
+
+def test_cli_progress_bar_keeps_stdout_one_json_object(cli) -> None:
+    r = cli(
+        "omalizumab",
+        "simulate",
+        "--weight-kg",
+        "70",
+        "--total-ige",
+        "151",
+        "--dose-mg",
+        "300",
+        "--interval-weeks",
+        "2",
+        "--weeks",
+        "2",
+        "--population",
+        "2000",
+        "--json",
+    )
+    assert r.code == 0, r.stderr
+    assert r.json["n_patients"] == 2000  # stdout parses as exactly one JSON object
