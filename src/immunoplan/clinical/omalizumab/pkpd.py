@@ -254,14 +254,6 @@ def regular_regimen(dose_mg: Any, interval_weeks: Any, weeks: Any) -> list[DoseE
     return out
 
 
-def free_ige_ng_ml(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> np.ndarray:
-    """Free IgE concentration (ng/mL) only (cheaper than `observables`)."""
-    e = et - complex_amount(xt, et, ind)
-    e *= ind.mw_e
-    e /= ind.v_e
-    return e
-
-
 def observables(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> dict[str, np.ndarray]:
     """Free IgE (ng/mL), total IgE (ng/mL) and total omalizumab (ug/mL) from the state amounts."""
     x, e, c = binding(xt, et, ind)
@@ -367,7 +359,9 @@ def integrate(
             if record_every_steps and step % record_every_steps == 0:
                 times.append(step * h)
                 records.append(
-                    _concat([observables(s_.xt, s_.et, c) for s_, c in zip(states, inds, strict=True)])
+                    concat_observables(
+                        [observables(s_.xt, s_.et, c) for s_, c in zip(states, inds, strict=True)]
+                    )
                 )
             if step == n_steps:
                 break
@@ -395,7 +389,8 @@ def integrate(
     return np.asarray(times), records, final
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def concat_observables(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join per-chunk observables into one array per quantity."""
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -129,7 +129,9 @@ class _Tracker:
     def record(self, t: float, states: list[pkpd.State], inds: list[pkpd.Individuals]) -> None:
         record_now = _on_grid(t, self.record_every_days)
         if record_now:
-            obs = _concat([pkpd.observables(s.xt, s.et, c) for s, c in zip(states, inds, strict=True)])
+            obs = pkpd.concat_observables(
+                [pkpd.observables(s.xt, s.et, c) for s, c in zip(states, inds, strict=True)]
+            )
             free = obs["free_ige_ng_ml"]
         else:
             free = np.concatenate([s.free_ige_ng_ml(c) for s, c in zip(states, inds, strict=True)])
@@ -166,10 +168,6 @@ def _percentiles(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         hi = np.minimum(lo + 1, v.size - 1)
         out[k] = srt[lo] + (srt[hi] - srt[lo]) * (pos - lo)
     return out
-
-
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def default_record_every_days(days: Decimal) -> int:

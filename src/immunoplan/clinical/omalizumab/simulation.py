@@ -22,6 +22,7 @@ from immunoplan.clinical.omalizumab.population import (
     sample_population,
     simulate_population,
 )
+from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis
 from immunoplan.validation import check_choice, check_range, to_decimal
 
@@ -104,8 +105,6 @@ def simulate(
     )
     days = weeks_d * 7
     if days != days.to_integral_value():
-        from immunoplan.errors import InvalidInput
-
         raise InvalidInput("weeks", "must be a whole number of days (weeks x 7)")
     wt = _covariate("weight_kg", weight_kg, weight_range_kg, 0, 500, "kg")
     ige = _covariate("total_ige_iu_ml", total_ige_iu_ml, ige_range_iu_ml, 0, 1_000_000, "IU/mL")
@@ -113,8 +112,6 @@ def simulate(
     spec = pkpd.model_spec(model)
     if population is None:
         if isinstance(wt, tuple) or isinstance(ige, tuple):
-            from immunoplan.errors import InvalidInput
-
             raise InvalidInput("population", "covariate ranges need a population size")
         ind = pkpd.individuals(model, wt, ige)
     else:
@@ -220,7 +217,5 @@ def regular_events(dose_mg: Any, interval_weeks: Any, weeks: Any) -> list[pkpd.D
         unit="weeks",
     )
     if (iw * 7) != (iw * 7).to_integral_value():
-        from immunoplan.errors import InvalidInput
-
         raise InvalidInput("interval_weeks", "must be a whole number of days (weeks x 7)")
     return pkpd.regular_regimen(float(dose), iw, Decimal(weeks))
