@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, attributes
 
 from immunoplan.registry.models import AuditEntry, Base
 
-AUDIT_TABLE = AuditEntry.__table__
+AUDIT_TABLE = Base.metadata.tables["audit_log"]
 
 
 def _jsonable(value: Any) -> Any:

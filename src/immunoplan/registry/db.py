@@ -68,7 +68,7 @@ def make_engine(url: str) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         memory = u.database in (None, "", ":memory:")
-        if not memory:
+        if u.database and not memory:
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)

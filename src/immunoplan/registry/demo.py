@@ -77,6 +77,7 @@ class _Writer:
         self.next_id = {t: (s.scalar(select(func.max(MODELS[t].id))) or 0) + 1 for t in TABLES}
         self.rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self.counts = dict.fromkeys(TABLES, 0)
+        self.now = datetime.now(UTC)
 
     def add(self, table: str, **row: Any) -> int:
         row["id"] = self.next_id[table]
@@ -175,6 +176,11 @@ def _fit_bounded(x0: np.ndarray, mean: float, sd: float, bounds: list[tuple[floa
     return got if got is not None else _slsqp(start, mean, sd, bounds)
 
 
+def _ms(pair: list[Any]) -> tuple[float, float]:
+    """(mean, SD) from a calibration ``[mean, sd]`` pair."""
+    return float(pair[0]), float(pair[1])
+
+
 def _allocate(n: int, shares: dict[str, float], rng: np.random.Generator) -> np.ndarray:
     """Exactly round(n * share) of each label (largest remainder), in random order."""
     keys = list(shares)
@@ -227,7 +233,7 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
     n_total = 0
     for group, g in c1["groups"].items():
         n, t1 = g["n"], c1["table1"][group]
-        ages = np.rint(_fit(rng.normal(size=n), *t1["age"], 18, 65)).astype(int)
+        ages = np.rint(_fit(rng.normal(size=n), *_ms(t1["age"]), 18, 65)).astype(int)
         sex = np.array(["male"] * t1["male"] + ["female"] * t1["female"], dtype=object)
         rng.shuffle(sex)
         cats = np.array(
@@ -239,7 +245,7 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
         rng.shuffle(cats)
         bounds = [tuple(syn["bmi_bounds"][c]) for c in cats]
         mid = np.array([(lo + hi) / 2 for lo, hi in bounds]) + rng.normal(0, 0.8, n)
-        bmi = _fit_bounded(mid, *t1["bmi"], bounds)
+        bmi = _fit_bounded(mid, *_ms(t1["bmi"]), bounds)
         height = np.array([rng.normal(*syn["height_cm"][s]) for s in sex]).round(1)
         weight = (bmi * (height / 100) ** 2).round(1)
         smoking = np.array(
@@ -260,7 +266,7 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
             cols = []
             for vi in range(len(visits)):
                 x0 = rho * u + np.sqrt(1 - rho**2) * rng.normal(size=n)
-                cols.append(np.round(_fit(x0, *spec[group][vi], low, high), spec["decimals"]))
+                cols.append(np.round(_fit(x0, *_ms(spec[group][vi]), low, high), spec["decimals"]))
             values[name] = np.array(cols).T  # patients x visits
         for i in range(n):
             n_total += 1
@@ -284,7 +290,7 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
                 cohort=c1["cohort"],
                 study_group=group,
                 enrolled_on=start,
-                created_at=datetime.now(UTC),
+                created_at=w.now,
             )
             _diagnose(w, p_id, start)
             ige0 = float(values["total_ige_iu_ml"][i, 0])
@@ -312,7 +318,7 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
                     "omalizumab": None if om is None else {"dose_mg": str(om[0]), "interval_weeks": om[1]},
                 },
                 basis=bb,
-                created_at=datetime.now(UTC),
+                created_at=w.now,
             )
             visit_ids = {}
             for vi, (code, week) in enumerate(visits.items()):
@@ -578,14 +584,14 @@ def _seed000_arrays(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         completed[rng.choice(idx, size=k, replace=False, p=wts / wts.sum())] = True
     ai, mi = syn["acq_improvement"], syn["medication_improvement"]
     gt16 = ratio > 16
-    acq0 = np.clip(rng.normal(*syn["acq_baseline"], n), 0.2, 6).round(2)
+    acq0 = np.clip(rng.normal(*_ms(syn["acq_baseline"]), n), 0.2, 6).round(2)
     acq12 = np.clip(
         acq0
         - (ai["base"] + ai["ratio_gt16"] * gt16 + ai["pediatric"] * pediatric + rng.normal(0, ai["sd"], n)),
         0,
         6,
     ).round(2)
-    med0 = np.clip(rng.normal(*syn["medication_baseline"], n), 0.5, None).round(1)
+    med0 = np.clip(rng.normal(*_ms(syn["medication_baseline"]), n), 0.5, None).round(1)
     med12 = np.clip(
         med0
         - (mi["base"] + mi["ratio_gt16"] * gt16 + mi["pediatric"] * pediatric + rng.normal(0, mi["sd"], n)),
@@ -627,6 +633,8 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
     bb_cal = [basis("registry_demo_calibration", "seed000_synthetic").to_dict()]
     bb_bio = [basis("assess_biomarkers", "sige_classes").to_dict()]
     om_cache: dict[tuple[int, float, float], Any] = {}
+    rush_dose = [Decimal(x) for x in syn["rush_doses_sq_u"]]
+    rush_ml = [Decimal(x) for x in syn["rush_doses_ml"]]
     for i in range(n):
         pid = f"S000-{i + 1:06d}"
         enrol = start0 + timedelta(days=int(a["start"][i]))
@@ -649,7 +657,7 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             cohort="seed000",
             study_group=str(a["group"][i]),
             enrolled_on=enrol,
-            created_at=datetime.now(UTC),
+            created_at=w.now,
         )
         _diagnose(w, p_id, enrol)
         omb = bool(a["omb"][i])
@@ -678,7 +686,7 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             next_due_on=None,
             plan={"source": syn["rush_dose_source"]},
             basis=bb_cal,
-            created_at=datetime.now(UTC),
+            created_at=w.now,
         )
         v0 = w.add(
             "visits",
@@ -775,10 +783,10 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
                         sequence=k + 1,
                         given_at=when,
                         phase="build-up",
-                        dose=Decimal(syn["rush_doses_sq_u"][k]),
+                        dose=rush_dose[k],
                         dose_unit="SQ-U",
                         vial=str(syn["rush_vial"][k]),
-                        volume_ml=Decimal(syn["rush_doses_ml"][k]),
+                        volume_ml=rush_ml[k],
                         site="upper arm",
                         lot="DEMO-RIT",
                         observed_minutes=30,

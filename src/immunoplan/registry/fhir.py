@@ -515,7 +515,7 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
             )
         for r in by_type.get("MedicationAdministration", []):
             drug = _code(r.medicationCodeableConcept, SYS + "medication")
-            course = ids.get(_rid(r.partOf[0])) if r.partOf else None
+            course = ids.get(_rid(r.partOf[0]) or "") if r.partOf else None
             if drug == "omalizumab":
                 add(
                     s,

@@ -713,6 +713,7 @@ def list_due_injections(
         ).all()
         out = []
         for c, pid in rows:
+            assert c.next_due_on is not None  # filtered above
             overdue = (day - c.next_due_on).days
             last = s.scalar(select(func.max(m.Injection.given_at)).where(m.Injection.course_id == c.id))
             out.append(
