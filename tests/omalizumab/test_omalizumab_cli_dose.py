@@ -71,3 +71,14 @@ def test_bad_input_exit_2_one_line(cli, bad) -> None:
     assert r.code == 2
     assert r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+def test_csu_needs_no_weight_or_ige(cli) -> None:
+    r = cli("omalizumab", "dose", "--indication", "csu", "--age", "40", "--csu-dose-mg", "150", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json["status"] == "dose" and r.json["dose_mg"] == 150 and r.json["interval_weeks"] == 4
+
+
+def test_weight_required_outside_csu(cli) -> None:
+    r = cli(*BASE, "--total-ige", "250", "--json")
+    assert r.code == 2 and "weight_kg" in r.stderr and r.stdout == ""

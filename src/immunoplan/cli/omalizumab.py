@@ -52,8 +52,10 @@ def dose_cmd(
     indication: str = typer.Option(..., help="asthma, crswnp, food-allergy or csu."),
     region: str = typer.Option("us", help="us or eu."),
     age: float = typer.Option(..., "--age", help="Age in years."),
-    weight_kg: float = typer.Option(..., help="Body weight (kg)."),
-    total_ige: float = typer.Option(..., "--total-ige", help="Pre-treatment serum total IgE (IU/mL)."),
+    weight_kg: float = typer.Option(None, help="Body weight (kg); not needed for csu."),
+    total_ige: float = typer.Option(
+        None, "--total-ige", help="Pre-treatment serum total IgE (IU/mL); not needed for csu."
+    ),
     override_unverified: str = typer.Option(
         None, help="Reason for showing a dose from an UNVERIFIED cell (recorded in the output)."
     ),

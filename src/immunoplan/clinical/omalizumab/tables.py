@@ -24,6 +24,7 @@ from typing import Any
 
 from immunoplan import reference
 from immunoplan.clinical.omalizumab.injections import split_injections
+from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis
 from immunoplan.validation import check_choice, check_range, to_decimal
 
@@ -136,17 +137,10 @@ def lookup_dose(
     indication = check_choice("indication", indication, INDICATIONS)
     region = check_choice("region", region, REGIONS)
     age = check_range("age_years", to_decimal("age_years", age_years), 0, 120, unit="years")
-    weight = check_range(
-        "weight_kg", to_decimal("weight_kg", weight_kg), 0, MAX_WEIGHT_KG, low_inclusive=False, unit="kg"
-    )
-    ige = check_range(
-        "total_ige_iu_ml",
-        to_decimal("total_ige_iu_ml", total_ige_iu_ml),
-        0,
-        MAX_IGE_IU_ML,
-        low_inclusive=False,
-        unit="IU/mL",
-    )
+    # CSU dosing ignores weight and IgE (label): they may be omitted there; elsewhere they are required.
+    optional = indication == "csu"
+    weight = _measure("weight_kg", weight_kg, MAX_WEIGHT_KG, "kg", optional)
+    ige = _measure("total_ige_iu_ml", total_ige_iu_ml, MAX_IGE_IU_ML, "IU/mL", optional)
     override = override_reason.strip() if override_reason and override_reason.strip() else None
     inputs = {
         "indication": indication,
@@ -176,9 +170,18 @@ def lookup_dose(
         )
     if indication == "csu":
         return _csu(data, region, inputs, csu_dose_mg)
+    assert weight is not None and ige is not None  # required for every non-CSU indication (_measure)
     if data["cells"] is None:
         return _no_cells(name, data, weight, ige, inputs, override)
     return _grid(name, data, indication, weight, ige, age, inputs, override)
+
+
+def _measure(field: str, value: Any, high: int, unit: str, optional: bool) -> Decimal | None:
+    if value is None:
+        if optional:
+            return None
+        raise InvalidInput(field, "required for this indication", f"(0, {high}] {unit}")
+    return check_range(field, to_decimal(field, value), 0, high, low_inclusive=False, unit=unit)
 
 
 def _csu(data: dict[str, Any], region: str, inputs: dict[str, Any], csu_dose_mg: int | None) -> DoseResult:
