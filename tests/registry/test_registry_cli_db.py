@@ -101,3 +101,24 @@ def test_postgres_backup_and_restore(cli, pg_url, tmp_path):
     with reg.session() as s:
         assert s.scalars(select(m.Patient.pseudo_id)).all() == ["A"]
     reg.dispose()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("db", "migrate", "--url", "oracle://u@h/d"),
+        ("db", "backup", "--db", "{tmp}/missing.sqlite", "--out", "{tmp}/b.sqlite"),
+        ("db", "backup", "--out", "{tmp}/b.sqlite", "--url", "sqlite://"),
+        ("db", "info", "--url", "not a url"),
+        ("export", "research", "--db", "{tmp}/a.sqlite", "--url", "sqlite:///x", "--out", "{tmp}/r"),
+        ("export", "fhir", "--url", "mysql://u@h/d", "--out", "{tmp}/f.json"),
+        ("export", "tables", "--db", "{tmp}/a.sqlite", "--out", "{tmp}/t", "--table", "users"),
+        ("import", "{tmp}/x.csv", "--db", "{tmp}/a.sqlite", "--table", "nonsense"),
+        ("due", "--db", "{tmp}/a.sqlite", "--window-days", "-2"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, args):
+    (tmp_path / "x.csv").write_text("pseudo_id,sex\nA,female\n")
+    r = cli(*[a.format(tmp=tmp_path) for a in args])
+    assert r.code == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""

@@ -29,6 +29,8 @@ def target(db: Path | None, url: str | None) -> str | Path | None:
     """The registry chosen by ``--db``/``--url`` (None: the settings)."""
     if db is not None and url is not None:
         raise InvalidInput("--db", "give either --db or --url, not both")
+    if url is not None and "://" not in url:
+        raise InvalidInput("--url", f"not a database URL: {url!r}", "sqlite:///PATH or postgresql+psycopg://...")
     return url if url is not None else db
 
 
