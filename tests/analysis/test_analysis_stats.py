@@ -171,6 +171,9 @@ def test_risk_ratio_katz_and_zero_cells():
     assert z.estimate == pytest.approx(est) and "0.5" in z.note
     assert z.high == pytest.approx(est * math.exp(1.959963984540054 * se))
     assert stats.risk_ratio(0, 10, 0, 10).estimate is None
+    # extreme risk difference: bounds stay within [-1, 1] (found by hypothesis: -1.0000000000000002)
+    extreme = stats.risk_difference(0, 1, 1, 1)
+    assert extreme.estimate == -1.0 and extreme.low == -1.0
     with pytest.raises(InvalidInput):
         stats.risk_ratio(11, 10, 0, 10)
 

@@ -120,6 +120,11 @@ class CohortData:
             name=cohort,
         )
 
+    def group_of(self, patient_ids: pd.Index | pd.Series | np.ndarray) -> np.ndarray:
+        """The study group of each patient id (None where unknown)."""
+        groups = self.patients.drop_duplicates("patient_id").set_index("patient_id")["group"]
+        return groups.reindex(pd.Index(patient_ids)).to_numpy()
+
     def with_group(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` joined with each patient's group."""
         return frame.merge(self.patients[["patient_id", "group"]], on="patient_id", how="inner")

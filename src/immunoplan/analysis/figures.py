@@ -35,7 +35,7 @@ PANELS = (
     "fev1_fvc_pct",
 )
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-RC = {
+RC: Any = {
     "svg.hashsalt": "immunoplan",
     "svg.fonttype": "none",
     "font.size": 8,
@@ -72,7 +72,7 @@ def figure1(data: CohortData) -> Figure | None:
     present = [m for m in PANELS if m in data.measures() and data.wide(m).shape[1] >= 2]
     if not present:
         return None
-    groups_of = data.patients.set_index("patient_id")["group"]
+    data.patients.set_index("patient_id")["group"]
     ncols = min(3, len(present) + 1)
     nrows = -(-(len(present) + 1) // ncols)
     with matplotlib.rc_context(RC):
@@ -84,7 +84,7 @@ def figure1(data: CohortData) -> Figure | None:
             w = data.wide(m)
             visits = list(w.columns)
             x = np.arange(len(visits))
-            labels = w.index.map(groups_of)
+            labels = data.group_of(w.index)
             for j, g in enumerate(data.groups):
                 sub = w[labels == g]
                 mc = [_mean_ci(sub[v].to_numpy(float)) for v in visits]

@@ -127,9 +127,9 @@ def group_visit_lmm(long: pd.DataFrame, group_order: Sequence[str], visit_order:
         fit = random_intercept_lmm(d["value"].to_numpy(float), x, d["patient_id"].to_numpy(), names)
     except InvalidInput:
         return TestResult("mixedlm", None, note="design not estimable (empty group x visit cell)")
-    b = fit.beta[inter]
-    v = fit.cov[np.ix_(inter, inter)]
-    stat = float(b @ np.linalg.solve(v, b))
+    coef = fit.beta[inter]
+    cov = fit.cov[np.ix_(inter, inter)]
+    stat = float(coef @ np.linalg.solve(cov, coef))
     p = float(sps.chi2.sf(stat, len(inter)))
     return TestResult(
         "mixedlm",

@@ -125,6 +125,7 @@ def t_from_summary(
     if sd1 < 0 or sd2 < 0:
         raise InvalidInput("sd", "standard deviations cannot be negative", ">= 0")
     v1, v2 = sd1**2 / n1, sd2**2 / n2
+    df: float
     if equal_var:
         df = n1 + n2 - 2
         sp2 = ((n1 - 1) * sd1**2 + (n2 - 1) * sd2**2) / df
@@ -351,7 +352,7 @@ def risk_difference(e1: int, n1: int, e0: int, n0: int, level: float = 0.95) -> 
     d = p1 - p0
     low = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
     high = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
-    return Effect("risk-difference", d, low, high)
+    return Effect("risk-difference", d, max(-1.0, low), min(1.0, high))  # clamp float rounding at +-1
 
 
 def risk_ratio(e1: int, n1: int, e0: int, n0: int, level: float = 0.95) -> Effect:
@@ -448,7 +449,7 @@ def _fp(f: float | None, d1: float, d2: float) -> float | None:
     return float(sps.f.sf(f, d1, d2))
 
 
-def rm_anova(values: np.ndarray, groups: Sequence[Any] | None = None) -> list[AnovaRow]:
+def rm_anova(values: np.ndarray, groups: Sequence[Any] | np.ndarray | None = None) -> list[AnovaRow]:
     """Repeated-measures ANOVA on complete cases: ``values`` is subjects x visits (no NaN).
 
     With ``groups`` (one label per subject, >= 2 groups) this is the split-plot design of seed 001: between

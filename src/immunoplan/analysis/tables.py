@@ -166,8 +166,8 @@ def table1(data: CohortData) -> ResultTable:
         res = stats.compare_categorical(ct.to_numpy()) if len(g) == 2 else None
         for i, (level, counts) in enumerate(ct.iterrows()):
             row = {"variable": label if i == 0 else "", "level": str(level)}
-            for name, x in zip(cols[2 : 2 + len(g)], g, strict=True):
-                row[name] = count_pct(int(counts[x]), int(ct[x].sum()))
+            for name, grp in zip(cols[2 : 2 + len(g)], g, strict=True):
+                row[name] = count_pct(int(counts[grp]), int(ct[grp].sum()))
             if i == 0 and res is not None:
                 _record(row, res, t)
             t.rows.append(row)
@@ -207,12 +207,12 @@ def longitudinal(data: CohortData, table_id: str) -> ResultTable | None:
         "not reject normality, else Mann-Whitney U. Within groups (baseline vs last visit, complete "
         "pairs): paired t-test when the differences are normal, else Wilcoxon signed-rank."
     )
-    groups_of = p.set_index("patient_id")["group"]
+    p.set_index("patient_id")["group"]
     for m in present:
         w = data.wide(m)
         visits = [v for v in VISITS if v in w.columns]
         for i, v in enumerate(visits):
-            xs = [w.loc[w.index.map(groups_of) == x, v].dropna().to_numpy() for x in g]
+            xs = [w.loc[data.group_of(w.index) == x, v].dropna().to_numpy() for x in g]
             normal = stats.is_normal(*xs)
             row: dict[str, Any] = {"measure": _measure_label(m) if i == 0 else "", "visit": VISIT_LABELS[v]}
             for x, arr in zip(g, xs, strict=True):
@@ -221,7 +221,7 @@ def longitudinal(data: CohortData, table_id: str) -> ResultTable | None:
                 _record(row, stats.compare_continuous(xs[0], xs[1]), t)
             if i == len(visits) - 1 and i > 0:
                 for x in g:
-                    sub = w[w.index.map(groups_of) == x]
+                    sub = w[data.group_of(w.index) == x]
                     if sub[[visits[0], v]].dropna().shape[0] >= 2:
                         r = stats.paired(sub[visits[0]].to_numpy(), sub[v].to_numpy())
                         row[f"within {x}: baseline vs last"] = f"{fmt_p(r.p)} ({r.test})"
@@ -255,14 +255,14 @@ def repeated_measures(data: CohortData) -> ResultTable | None:
         "chi-square."
     )
     t.tests.update({"rm-anova-gg", "mixedlm"})
-    groups_of = data.patients.set_index("patient_id")["group"]
+    data.patients.set_index("patient_id")["group"]
     for m in MEASURES:
         w = data.wide(m)
         visits = [v for v in VISITS if v in w.columns]
         if len(visits) < 2:
             continue
         cc = w[visits].dropna()
-        labels = cc.index.map(groups_of)
+        labels = data.group_of(cc.index)
         row: dict[str, Any] = {"measure": _measure_label(m), "visits": len(visits), "n complete": len(cc)}
         if all((labels == x).sum() >= 2 for x in g):
             res = {r.effect: r for r in stats.rm_anova(cc.to_numpy(), np.asarray(labels))}
