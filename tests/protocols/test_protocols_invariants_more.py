@@ -91,3 +91,17 @@ def test_resumption_invariants(target, volume, rate, step, back, into) -> None:
             assert res.excess_over_target_mg == 0  # repeats inside the final bag add no drug
     over = [b.bag for b in plan.bags if res.bag_volumes_used_ml[b.bag] > b.volume_ml]
     assert res.feasible == (not over and not res.problems)
+
+
+def test_maintenance_patient_reduced_to_a_low_dose_climbs_one_step_not_to_vial_4() -> None:
+    """Regression (hypothesis find): maintenance reached, then a dose of 20 SQ-U; the next dose within the
+    maintenance interval is the next build-up step (40 SQ-U), not the first vial-4 dose (10 000 SQ-U)."""
+    top = maintenance_dose(P)
+    hist = [
+        GivenInjection(START, top, "none", None, None),
+        GivenInjection(START + timedelta(days=28), Decimal(20), "none", None, None),
+    ]
+    n = next_dose(P, "conventional", hist, START + timedelta(days=35), ruleset="norway")
+    steps = [s.units for s in dose_steps(P, "conventional")]
+    assert n.kind == "dose"
+    assert n.dose.units == [s for s in steps if s > 20][0]

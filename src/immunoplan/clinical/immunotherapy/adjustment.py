@@ -330,7 +330,9 @@ def _maintenance_return(
         text_out.append(ret["after_0_6_ml"]["text"])
         return top
     text_out.append(ret["below_0_6_ml"]["text"])
-    for s in top_steps:
+    # One step up the whole build-up table: a dose reduced below the top vial climbs back through the
+    # lower vials' steps, never jumping straight to the top vial.
+    for s in steps:
         if s.units > last.dose:
             return s.units
     return top
