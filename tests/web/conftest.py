@@ -14,7 +14,7 @@ import pytest
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
 
-from web_helpers import WebClient, password_for
+from web_helpers import WebClient, password_for, start_server
 
 from immunoplan.services.auth import ROLES, Passwords, add_user
 from immunoplan.web.app import create_app
@@ -83,26 +83,9 @@ def registry(app: Any) -> Any:
 @pytest.fixture
 def live_server(db_path: Path) -> Iterator[str]:
     """A real uvicorn server (own thread) on 127.0.0.1 and a free port over a tmp registry: its base URL."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    application = create_app(WebSettings(db=str(db_path), secret_key=SECRET, fast_password_hashing=True))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    application.state.ctx.registry.dispose()
+    url, stop = start_server(db_path)
+    yield url
+    stop()
 
 
 CHROMIUM_ARGS = [

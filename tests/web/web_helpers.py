@@ -62,3 +62,33 @@ class WebClient:
 def html_text(html: str) -> str:
     """Visible-ish text of a page (tags stripped, whitespace collapsed) for assertions."""
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def start_server(db_path: Any, secret: str = "server-secret-" + "s" * 32) -> tuple[str, Any]:
+    """Start uvicorn (own thread) on 127.0.0.1 and a free port over ``db_path``; returns (base URL, stop)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from immunoplan.web.app import create_app
+    from immunoplan.web.settings import WebSettings
+
+    application = create_app(WebSettings(db=str(db_path), secret_key=secret, fast_password_hashing=True))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        thread.join(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+        application.state.ctx.registry.dispose()
+
+    return f"http://127.0.0.1:{port}", stop

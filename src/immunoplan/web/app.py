@@ -112,6 +112,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": [exc.to_dict()]}, status_code=422)
         return render(request, "error.html", {"title": "Invalid input", "message": str(exc)}, status_code=422)
 
+    @app.exception_handler(ArithmeticError)
+    async def _arithmetic(request: Request, exc: ArithmeticError) -> Response:
+        # Safety net: an engine's exact Decimal arithmetic overflowed on extreme (but schema-valid) input.
+        # Answer 422 like any other invalid input; nothing has been written at this point of a request.
+        message = "the numbers entered are outside the range that can be computed exactly"
+        if is_api(request):
+            return JSONResponse({"detail": [{"field": "body", "message": message, "accepted": None}]}, 422)
+        return render(request, "error.html", {"title": "Invalid input", "message": message}, status_code=422)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details = [
