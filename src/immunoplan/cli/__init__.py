@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
     from click import exceptions as _cx  # type: ignore[no-redef]
 
 from immunoplan import __version__
-from immunoplan.cli import analysis, assess, omalizumab, protocols, registry, web
+from immunoplan.cli import analysis, assess, omalizumab, protocols, reference_cmd, registry, web
 from immunoplan.errors import InvalidInput
 
 app = typer.Typer(
@@ -48,7 +48,7 @@ def _root(
     """immunoplan command line."""
 
 
-for _module in (assess, omalizumab, protocols, registry, analysis, web):
+for _module in (assess, omalizumab, protocols, registry, analysis, web, reference_cmd):
     _module.register(app)
 
 
