@@ -11,8 +11,8 @@ def test_demo_json_reports_cohorts_and_counts(cli, tmp_path):
     r = cli("demo", "--db", db, "--seed", "3", "--json")
     assert r.code == 0, r.stderr
     out = r.json
-    assert out["cohorts"] == {"seed001": 37, "seed000": 202}
-    assert out["registry"]["tables"]["patients"] == 239
+    assert out["cohorts"] == {"seed001": 37, "seed000": 202, "clinic": 12}
+    assert out["registry"]["tables"]["patients"] == 251
     assert out["calibration"]["id"] == "registry_demo_calibration"
     again = cli("demo", "--db", db, "--json")
     assert again.code == 2 and "already holds" in again.stderr and again.stdout == ""

@@ -848,6 +848,95 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
         progress(n % CHUNK_PATIENTS, n, "seed000")
 
 
+# --------------------------------------------------------------------------------------------- clinic list
+def _clinic(w: _Writer, rng: np.random.Generator, today: date) -> int:
+    """Active SCIT build-up courses whose next weekly injection is due, late or ahead on ``today``."""
+    cal = calibration()
+    syn, c1 = cal["clinic_synthetic"], cal["seed001_synthetic"]
+    lo, hi = syn["days_since_last_injection"]
+    doses = [Decimal(x) for x in c1["build_up_sq_u"]]
+    vols = [Decimal(x) for x in c1["build_up_ml"]]
+    bb = [basis("registry_demo_calibration", "clinic_synthetic").to_dict()]
+    for i in range(syn["patients"]):
+        pid = f"CLINIC-{i + 1:03d}"
+        given = int(rng.integers(1, len(doses)))  # injections so far (never the whole build-up)
+        last = today - timedelta(days=int(rng.integers(lo, hi + 1)))
+        start = last - timedelta(weeks=given - 1)
+        age = int(rng.integers(18, 65))
+        p_id = w.add(
+            "patients",
+            pseudo_id=pid,
+            display_name=f"Demo clinic patient {i + 1}",
+            birth_date=start - timedelta(days=age * 365),
+            age_years=age,
+            age_group="adult",
+            sex="female" if i % 2 else "male",
+            height_cm=None,
+            smoking=None,
+            family_history_asthma=None,
+            comorbid_allergies=None,
+            previous_biologics=None,
+            asthma_step=3,
+            cohort="clinic",
+            study_group=None,
+            enrolled_on=start,
+            created_at=w.now,
+        )
+        _diagnose(w, p_id, start)
+        course = w.add(
+            "courses",
+            patient_id=p_id,
+            kind="SCIT",
+            product="Alutard SQ house dust mite",
+            allergen="d1",
+            regimen="weekly build-up (15 injections)",
+            with_omalizumab=False,
+            omalizumab_timing="none",
+            status="active",
+            started_on=start,
+            ended_on=None,
+            stop_reason=None,
+            target_dose=Decimal("100000"),
+            dose_unit="SQ-U",
+            target_reached=False,
+            target_reached_on=None,
+            interval_days=syn["interval_days"],
+            next_due_on=last + timedelta(days=syn["interval_days"]),
+            plan={"source": syn["note"]},
+            basis=bb,
+            created_at=w.now,
+        )
+        w.add(
+            "visits",
+            patient_id=p_id,
+            course_id=course,
+            code="baseline",
+            visit_on=start,
+            week=0,
+            asthma_step=3,
+            medication_score=None,
+            notes=None,
+        )
+        for k in range(given):
+            w.add(
+                "injections",
+                course_id=course,
+                patient_id=p_id,
+                sequence=k + 1,
+                given_at=_at(start + timedelta(weeks=k), 10),
+                phase="build-up",
+                dose=doses[k],
+                dose_unit="SQ-U",
+                vial=str(c1["build_up_vial"][k]),
+                volume_ml=vols[k],
+                site="upper arm",
+                lot="DEMO-CLINIC",
+                observed_minutes=30,
+                given_by="demo",
+            )
+    return int(syn["patients"])
+
+
 # --------------------------------------------------------------------------------------------- entry
 def create_demo(
     reg: Registry,
@@ -856,9 +945,11 @@ def create_demo(
     patients: int | None = None,
     actor: str = "demo",
     progress: Progress | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
-    """Create both demo cohorts in one transaction. ``patients`` sizes the seed-000 cohort (default 202, as in
-    the seed); seed 001 always has its 37 patients (its tables are per-patient statistics)."""
+    """Create the demo cohorts in one transaction. ``patients`` sizes the seed-000 cohort (default 202, as in
+    the seed); seed 001 always has its 37 patients (its tables are per-patient statistics). A small ``clinic``
+    list with active build-up courses relative to ``today`` makes due and late injections visible."""
     cal = calibration()
     n0 = sum(cal["seed000"]["counts"].values()) if patients is None else int(patients)
     if n0 < 2 or n0 > 10**6:
@@ -869,7 +960,9 @@ def create_demo(
     rng = np.random.default_rng(seed)
     with reg.transaction(actor, "demo") as s:
         existing = s.scalar(
-            select(func.count()).select_from(m.Patient).where(m.Patient.cohort.in_(("seed000", "seed001")))
+            select(func.count())
+            .select_from(m.Patient)
+            .where(m.Patient.cohort.in_(("seed000", "seed001")) | (m.Patient.pseudo_id == "CLINIC-001"))
         )
         if existing:
             raise InvalidInput("db", "already holds the demo cohorts; use a new database")
@@ -879,13 +972,14 @@ def create_demo(
         if progress:
             progress(0, n0, "seed001 done")
         _seed000(w, rng, n0, actor, progress)
+        n_clinic = _clinic(w, rng, today or date.today())
         w.finish(
             {"generator": "immunoplan.registry.demo", "seed": seed, "calibration_version": cal["version"]}
         )
         counts = dict(w.counts)
     return {
         "seed": seed,
-        "cohorts": {"seed001": n1, "seed000": n0},
+        "cohorts": {"seed001": n1, "seed000": n0, "clinic": n_clinic},
         "rows": counts,
         "calibration": basis("registry_demo_calibration").to_dict(),
         "seconds": round(time.perf_counter() - t0, 2),
