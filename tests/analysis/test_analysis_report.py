@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
 from markupsafe import escape
@@ -85,22 +84,18 @@ def test_cli_report_pdf_from_registry(cli, registry_file, tmp_path):
     assert len(sheets) == sum(len(c["tables"]) for c in d["cohorts"]) and "seed001-table1" in sheets
 
 
-def test_cli_report_one_cohort_html(cli, registry_file, tmp_path):
-    r = cli(
-        "report",
-        "--db",
-        registry_file,
-        "--out",
-        tmp_path / "r",
-        "--cohort",
-        "seed001",
-        "--format",
-        "html",
-        "--json",
+def test_report_one_cohort_html_progress_stages(registry_file, tmp_path):
+    from immunoplan.services.analysis import cohort_report
+
+    steps: list[str] = []
+    totals: list[int] = []
+    res = cohort_report(
+        registry_file, tmp_path / "r", "seed001", "html", step=steps.append, stages=totals.append
     )
-    assert r.code == 0, r.stderr
-    assert [c["name"] for c in r.json["cohorts"]] == ["seed001"]
-    assert json.loads(r.stdout)["files"][-1].endswith("report.html")
+    assert [s.name for s in res.sections] == ["seed001"]
+    assert res.files[-1].name == "report.html"
+    assert totals == [len(steps)]  # the progress bar's total matches the stages reported
+    assert steps[0] == "loading registry" and steps[-1] == "report.html"
 
 
 @pytest.mark.parametrize(

@@ -108,11 +108,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "cohort"
 
 
+def _sections(data: CohortData) -> list[str | None]:
+    """One section per cohort for a whole registry; one section (None: the data as given) otherwise."""
+    if data.name == "registry" or data.patients["cohort"].nunique() > 1:
+        return list(data.cohorts())
+    return [None]
+
+
 def analyse(data: CohortData, out: Path, step: Step | None = None) -> list[Section]:
     """Tables and figures for every cohort in ``data`` (one `Section` each)."""
     sections = []
-    names = data.cohorts() if data.name in ("registry",) or data.patients["cohort"].nunique() > 1 else [None]
-    for name in names:
+    for name in _sections(data):
         sub = data.select(name) if name is not None else data
         if step:
             step(f"tables: {sub.name}")
@@ -208,14 +214,5 @@ def build_report(
 
 def stage_count(data: CohortData, formats: Sequence[str]) -> int:
     """How many times `build_report` calls ``step`` (for a progress bar)."""
-    cohorts = (
-        data.patients["cohort"].nunique()
-        if data.patients["cohort"].nunique() > 1 or data.name == "registry"
-        else 1
-    )
-    return (
-        2 * max(1, cohorts)
-        + int("html" in formats or "pdf" in formats)
-        + int("pdf" in formats)
-        + int("xlsx" in formats)
-    )
+    pages = int("html" in formats or "pdf" in formats) + int("pdf" in formats) + int("xlsx" in formats)
+    return 2 * len(_sections(data)) + pages

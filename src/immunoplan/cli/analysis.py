@@ -88,7 +88,10 @@ def register(app: typer.Typer) -> None:
             def step(name: str) -> None:
                 progress.update(task, description=name, advance=1)
 
-            result = svc.cohort_report(db, out, cohort, formats, step=step)
+            def stages(total: int) -> None:
+                progress.update(task, total=total)
+
+            result = svc.cohort_report(db, out, cohort, formats, step=step, stages=stages)
         emit(result, as_json, _render_report)
 
     @app.command("recheck")

@@ -7,13 +7,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from immunoplan.analysis.datasets import CohortData, from_registry
 from immunoplan.analysis.recheck import recheck_csv
-from immunoplan.analysis.report import FORMATS, ReportResult, Step, build_report, parse_formats
+from immunoplan.analysis.report import (
+    FORMATS,
+    ReportResult,
+    Step,
+    build_report,
+    parse_formats,
+    stage_count,
+)
 from immunoplan.analysis.tables import all_tables
 
 
@@ -28,12 +35,17 @@ def cohort_report(
     cohort: str | None = None,
     formats: str | Sequence[str] = FORMATS,
     step: Step | None = None,
+    stages: Callable[[int], None] | None = None,
 ) -> ReportResult:
-    """Write the report for the registry at ``db`` into ``out`` (formats: html, pdf, xlsx)."""
+    """Write the report for the registry at ``db`` into ``out`` (formats: html, pdf, xlsx).
+
+    ``step(description)`` is called before each stage, ``stages(n)`` once the number of stages is known."""
     fmts = parse_formats(formats)
     if step:
         step("loading registry")
     data = load_cohort(db, cohort)
+    if stages:
+        stages(stage_count(data, fmts) + 1)
     return build_report(data, out, fmts, source=str(db), step=step)
 
 
