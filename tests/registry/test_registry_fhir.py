@@ -39,9 +39,19 @@ def demo_bundle(tmp_path_factory):
         study_group="Omb+SCIT",
         diagnoses=[{"code": "allergic_asthma", "allergen": "d1", "label": "HDM"}],
     )
+    rec.record_visit(
+        reg, "t", pseudo_id="F-1", code="baseline", visit_on="2024-01-02", week=0, medication_score=3
+    )
     for kind, allergen, value in KINDS:
         rec.record_measurement(
-            reg, "t", pseudo_id="F-1", kind=kind, allergen=allergen, value=value, measured_on="2024-01-02"
+            reg,
+            "t",
+            pseudo_id="F-1",
+            kind=kind,
+            allergen=allergen,
+            value=value,
+            measured_on="2024-01-02",
+            visit_code="baseline",
         )
     rec.record_questionnaire(
         reg,
@@ -140,6 +150,7 @@ def test_bundle_validates_and_has_every_resource_type(demo_bundle):
         "MedicationAdministration",
         "Procedure",
         "AdverseEvent",
+        "Encounter",
     }
 
 
@@ -175,6 +186,8 @@ def test_feno_without_verified_loinc_uses_the_local_code(demo_bundle):
 
 def test_round_trip_into_an_empty_registry(demo_bundle, tmp_path):
     _, bundle = demo_bundle
+    linked = [o for o in _resources(bundle, "Observation") if o.get("encounter")]
+    assert len(linked) == len(KINDS)  # the visit link travels as Observation.encounter
     target = open_registry(tmp_path / "copy.sqlite")
     counts = import_bundle(target, json.loads(json.dumps(bundle)), "fhir-import")
     assert counts == {
@@ -183,6 +196,7 @@ def test_round_trip_into_an_empty_registry(demo_bundle, tmp_path):
         "courses": 1,
         "measurements": 7,
         "questionnaires": 1,
+        "visits": 1,
         "injections": 1,
         "omalizumab_administrations": 1,
         "reactions": 2,

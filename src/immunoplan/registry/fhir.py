@@ -8,10 +8,12 @@ code for, so a Bundle round-trips back into a registry):
                              the local kind code; UCUM quantity) and questionnaires (local instrument code)
 - AllergyIntolerance      <- diagnoses that name an allergen
 - Procedure               <- courses (kind, product, period, status, target dose reached)
+- Encounter               <- visits (visit code, date, week, asthma step, medication burden); Observations and
+                             AdverseEvents point to the visit as their ``encounter``
 - MedicationAdministration<- injections (partOf the course Procedure; dose, vial, volume) and omalizumab doses
 - AdverseEvent            <- reactions (kind, findings, grade + scale + version, timing, suspect dose)
 
-Visits (Encounter), assessments, dose decisions and desensitization steps are not exported to FHIR yet.
+Assessments, dose decisions and desensitization sessions/steps are not exported to FHIR yet.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def _rtype(table: str) -> str:
     return {
         "patients": "Patient",
         "courses": "Procedure",
+        "visits": "Encounter",
         "injections": "MedicationAdministration",
         "omalizumab_administrations": "MedicationAdministration",
         "measurements": "Observation",
@@ -130,6 +133,7 @@ def _observation(x: m.Measurement, spec: dict[str, Any]) -> dict[str, Any]:
                 "text": spec["label"] + (f" ({x.allergen})" if x.allergen else ""),
             },
             "subject": _ref("patients", x.patient_id),
+            "encounter": _ref("visits", x.visit_id),
             "effectiveDateTime": x.measured_on.isoformat(),
             "valueQuantity": {"value": x.value, "unit": x.unit, "system": UCUM, "code": spec["ucum"]},
             "extension": _exts(
@@ -154,6 +158,7 @@ def _questionnaire(q: m.Questionnaire) -> dict[str, Any]:
                 "text": f"{q.instrument} score",
             },
             "subject": _ref("patients", q.patient_id),
+            "encounter": _ref("visits", q.visit_id),
             "effectiveDateTime": q.completed_on.isoformat(),
             "valueQuantity": {"value": q.score, "unit": "score"},
             "component": [
@@ -227,6 +232,27 @@ def _procedure(c: m.Course) -> dict[str, Any]:
     )
 
 
+def _encounter(v: m.Visit) -> dict[str, Any]:
+    return _clean(
+        {
+            "resourceType": "Encounter",
+            "id": f"visits-{v.id}",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "type": [{"coding": [{"system": SYS + "visit", "code": v.code}]}],
+            "subject": _ref("patients", v.patient_id),
+            "period": {"start": v.visit_on.isoformat()},
+            "extension": _exts(
+                week=v.week,
+                asthma_step=v.asthma_step,
+                medication_score=v.medication_score,
+                course=f"courses-{v.course_id}" if v.course_id else None,
+                notes=v.notes,
+            ),
+        }
+    )
+
+
 def _injection(i: m.Injection, product: str | None) -> dict[str, Any]:
     return _clean(
         {
@@ -293,6 +319,7 @@ def _adverse_event(r: m.Reaction) -> dict[str, Any]:
                 "text": ", ".join(r.findings or []) or r.kind,
             },
             "subject": _ref("patients", r.patient_id),
+            "encounter": _ref("visits", r.visit_id),
             "date": _dt(r.onset_at),
             "outcome": {"coding": [{"system": OUTCOME, "code": r.outcome}]}
             if r.outcome in ("resolved", "recovering", "ongoing", "resolvedWithSequelae", "fatal", "unknown")
@@ -331,6 +358,7 @@ def export_bundle(reg: Registry, *, pseudo_ids: list[str] | None = None) -> dict
         courses = rows(m.Course)
         product = {c.id: c.product for c in courses}
         resources += [_procedure(c) for c in courses]
+        resources += [_encounter(v) for v in rows(m.Visit)]
         resources += [_observation(x, kinds[x.kind]) for x in rows(m.Measurement)]
         resources += [_questionnaire(x) for x in rows(m.Questionnaire)]
         resources += [_injection(i, product.get(i.course_id)) for i in rows(m.Injection)]
@@ -480,6 +508,24 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                     interval_days=_x(r, "interval_days"),
                 ),
             )
+        for r in by_type.get("Encounter", []):
+            period = r.period
+            add(
+                s,
+                r.id,
+                m.Visit(
+                    patient_id=patient(r.subject),
+                    code=_code(r.type[0], SYS + "visit") if r.type else "unscheduled",
+                    visit_on=_date(period.start) if period else None,
+                    week=_x(r, "week"),
+                    asthma_step=_x(r, "asthma_step"),
+                    medication_score=float(_x(r, "medication_score"))
+                    if _x(r, "medication_score") is not None
+                    else None,
+                    course_id=ids.get(_x(r, "course") or ""),
+                    notes=_x(r, "notes"),
+                ),
+            )
         for r in by_type.get("Observation", []):
             q = r.valueQuantity
             instrument = _code(r.code, SYS + "questionnaire")
@@ -490,6 +536,7 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                     r.id,
                     m.Questionnaire(
                         patient_id=patient(r.subject),
+                        visit_id=ids.get(_rid(r.encounter) or ""),
                         instrument=instrument,
                         completed_on=_date(r.effectiveDateTime),
                         score=float(q.value),
@@ -502,6 +549,7 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                 r.id,
                 m.Measurement(
                     patient_id=patient(r.subject),
+                    visit_id=ids.get(_rid(r.encounter) or ""),
                     kind=_code(r.code, SYS + "measurement"),
                     allergen=_x(r, "allergen") or "",
                     value=float(q.value),
@@ -557,6 +605,7 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                 r.id,
                 m.Reaction(
                     patient_id=patient(r.subject),
+                    visit_id=ids.get(_rid(r.encounter) or ""),
                     kind=_code(r.event, SYS + "reaction-kind"),
                     onset_at=_when(r.date),
                     injection_id=ids.get(suspect) if suspect and suspect.startswith("injections-") else None,
