@@ -325,11 +325,14 @@ def _long_panel(seed=1, n=40, drop=0.1):
     return pd.DataFrame(rows, columns=["patient_id", "group", "visit", "value"])
 
 
-def test_lmm_matches_statsmodels_mixedlm():
+@pytest.mark.parametrize("engine", ["vectorised", "statsmodels"])
+def test_lmm_matches_statsmodels_mixedlm(engine):
+    """Both engines against a statsmodels formula fit (treatment coding, REML) computed here."""
     import statsmodels.formula.api as smf
 
     d = _long_panel()
-    ours = group_visit_lmm(d, ["A", "B"], ["baseline", "week12", "week24", "week48"])
+    ours = group_visit_lmm(d, ["A", "B"], ["baseline", "week12", "week24", "week48"], engine=engine)
+    assert ours.extra["engine"] == engine
     m = smf.mixedlm(
         "value ~ C(group, Treatment('A')) * C(visit, Treatment('baseline'))", d, groups=d["patient_id"]
     ).fit(reml=True)
@@ -340,6 +343,16 @@ def test_lmm_matches_statsmodels_mixedlm():
     assert ours.statistic == pytest.approx(wald, rel=1e-3)
     assert ours.extra["tau2"] == pytest.approx(float(m.cov_re.iloc[0, 0]), rel=1e-3)
     assert ours.extra["sigma2"] == pytest.approx(m.scale, rel=1e-3)
+
+
+def test_lmm_auto_engine_by_cohort_size(monkeypatch):
+    from immunoplan.analysis import models
+
+    d = _long_panel(n=20)
+    visits = ["baseline", "week12", "week24", "week48"]
+    assert group_visit_lmm(d, ["A", "B"], visits).extra["engine"] == "statsmodels"
+    monkeypatch.setattr(models, "STATSMODELS_MAX_PATIENTS", 10)
+    assert group_visit_lmm(d, ["A", "B"], visits).extra["engine"] == "vectorised"
 
 
 def test_lmm_reports_unestimable_design():

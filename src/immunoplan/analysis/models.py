@@ -1,9 +1,10 @@
 """Regression-type analyses: linear mixed model (group x visit), Breslow-Day and logistic interaction tests.
 
-`random_intercept_lmm` fits y = X b + u_patient + e by REML with the variance ratio profiled out. It uses
-per-patient sums only (Woodbury identity for V_i = s2 (I + lambda 11')), so it scales linearly to 10^5
-patients where statsmodels' MixedLM (which iterates over groups in Python) does not; tests check it against
-statsmodels MixedLM(reml=True) on small data sets.
+`group_visit_lmm` uses statsmodels MixedLM (REML) for cohorts up to `STATSMODELS_MAX_PATIENTS` patients.
+For larger cohorts `random_intercept_lmm` fits y = X b + u_patient + e by REML with the variance ratio
+profiled out. It uses per-patient sums only (Woodbury identity for V_i = s2 (I + lambda 11')), so it scales
+linearly to 10^5 patients where statsmodels' MixedLM (which iterates over groups in Python) does not; tests
+check both engines against a statsmodels MixedLM formula fit.
 """
 
 from __future__ import annotations
@@ -87,11 +88,40 @@ def random_intercept_lmm(y: np.ndarray, x: np.ndarray, groups: np.ndarray, names
     return LmmFit(names, beta, cov, s2, lam * s2, n, len(codes))
 
 
-def group_visit_lmm(long: pd.DataFrame, group_order: Sequence[str], visit_order: Sequence[str]) -> TestResult:
+#: up to this many patients the mixed model is fitted with statsmodels MixedLM, above with the vectorised fit
+STATSMODELS_MAX_PATIENTS = 2000
+
+
+def statsmodels_lmm(y: np.ndarray, x: np.ndarray, groups: np.ndarray, names: list[str]) -> LmmFit:
+    """The same model fitted by statsmodels ``MixedLM(...).fit(reml=True)`` (random intercept per group)."""
+    import warnings
+
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = MixedLM(np.asarray(y, float), np.asarray(x, float), groups=np.asarray(groups)).fit(reml=True)
+    p = x.shape[1]
+    cov = np.asarray(res.cov_params())[:p, :p]
+    return LmmFit(
+        names,
+        np.asarray(res.fe_params),
+        cov,
+        float(res.scale),
+        float(np.asarray(res.cov_re)[0, 0]),
+        int(res.nobs),
+        len(res.model.group_labels),
+    )
+
+
+def group_visit_lmm(
+    long: pd.DataFrame, group_order: Sequence[str], visit_order: Sequence[str], engine: str = "auto"
+) -> TestResult:
     """Group x visit interaction of a random-intercept LMM (Wald chi-square on the interaction terms).
 
     ``long`` has columns patient_id, group, visit, value (NaN rows are dropped: missing visits are allowed).
-    Reference levels: the first group and the first visit.
+    Reference levels: the first group and the first visit. ``engine``: ``statsmodels`` (MixedLM),
+    ``vectorised`` (`random_intercept_lmm`) or ``auto`` (statsmodels up to `STATSMODELS_MAX_PATIENTS`).
     """
     d = long.dropna(subset=["value"])
     gc, gnames = pd.factorize(d["group"])
@@ -123,10 +153,17 @@ def group_visit_lmm(long: pd.DataFrame, group_order: Sequence[str], visit_order:
             names.append(f"group[{g}]:visit[{v}]")
             inter.append(len(names) - 1)
     x = np.column_stack(cols)
+    y, pid = d["value"].to_numpy(float), d["patient_id"].to_numpy()
+    if engine == "auto":
+        engine = "statsmodels" if len(np.unique(pid)) <= STATSMODELS_MAX_PATIENTS else "vectorised"
     try:
-        fit = random_intercept_lmm(d["value"].to_numpy(float), x, d["patient_id"].to_numpy(), names)
+        fit = random_intercept_lmm(y, x, pid, names)  # also checks that the design is estimable
+        if engine == "statsmodels":
+            fit = statsmodels_lmm(y, x, pid, names)
     except InvalidInput:
         return TestResult("mixedlm", None, note="design not estimable (empty group x visit cell)")
+    except (np.linalg.LinAlgError, ValueError):
+        engine = "vectorised (statsmodels failed)"
     coef = fit.beta[inter]
     cov = fit.cov[np.ix_(inter, inter)]
     stat = float(coef @ np.linalg.solve(cov, coef))
@@ -136,7 +173,13 @@ def group_visit_lmm(long: pd.DataFrame, group_order: Sequence[str], visit_order:
         p,
         stat,
         float(len(inter)),
-        extra={"n_obs": fit.n_obs, "n_patients": fit.n_groups, "tau2": fit.tau2, "sigma2": fit.sigma2},
+        extra={
+            "n_obs": fit.n_obs,
+            "n_patients": fit.n_groups,
+            "tau2": fit.tau2,
+            "sigma2": fit.sigma2,
+            "engine": engine,
+        },
     )
 
 

@@ -41,8 +41,8 @@ TESTS: dict[str, str] = {
     "rm-anova-gg": "repeated-measures ANOVA (split-plot: group between, visit within) with "
     "Greenhouse-Geisser correction of the within-subject degrees of freedom",
     "mixedlm": "linear mixed model (REML, random intercept per patient; fixed effects group, visit and "
-    "group x visit; Wald chi-square test of the interaction; immunoplan's vectorised fit, checked against "
-    "statsmodels MixedLM)",
+    "group x visit; Wald chi-square test of the interaction; statsmodels MixedLM up to 2000 patients, above "
+    "immunoplan's vectorised REML fit, which gives the same estimates)",
     "breslow-day": "Breslow-Day test of homogeneity of odds ratios across strata (0.5 added to zero cells)",
     "logistic-interaction": "logistic regression with a stratum x omalizumab interaction "
     "(likelihood-ratio test)",

@@ -246,6 +246,7 @@ def repeated_measures(data: CohortData) -> ResultTable | None:
         "GG epsilon",
         "LMM n",
         "LMM group x visit p",
+        "LMM engine",
     ]
     t = ResultTable("repeated", "Repeated-measures analyses (group x visit)", cols)
     t.notes.append(
@@ -275,6 +276,7 @@ def repeated_measures(data: CohortData) -> ResultTable | None:
         lmm = group_visit_lmm(long, g, visits)
         row["LMM n"] = lmm.extra.get("n_obs", "")
         row["LMM group x visit p"] = fmt_p(lmm.p) + (f" ({lmm.note})" if lmm.note else "")
+        row["LMM engine"] = lmm.extra.get("engine", "")
         row["lmm_p"] = lmm.p
         t.rows.append(row)
     if not t.rows:
