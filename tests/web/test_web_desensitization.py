@@ -160,3 +160,11 @@ def test_api_plan_and_session(clinician: WebClient) -> None:
     assert clinician.post(f"/api/desensitization/{sid}/steps", json={"step_no": 1}).status_code == 200
     r = clinician.post(f"/api/desensitization/{sid}/reactions", json={"step_no": 2, "severity": "moderate"})
     assert r.status_code == 200 and r.json()["replans"][0]["reaction_step"] == 2
+
+
+def test_absurd_rate_is_refused_before_the_engine_runs(clinician: WebClient) -> None:
+    body = {"drug": "x", "dose_mg": 500, "bag_volume_ml": 250, "final_rate_ml_h": 1e-6, "bags": 3}
+    r = clinician.post("/api/desensitization/plan", json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "final_rate_ml_h"
+    r = clinician.post("/api/desensitization/plan", json={**body, "final_rate_ml_h": 80, "step_minutes": 1e9})
+    assert r.status_code == 422
