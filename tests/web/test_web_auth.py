@@ -178,3 +178,25 @@ def test_cli_user_bad_input_is_one_line_exit_2(
     assert r.code == 2
     assert r.stderr.startswith("error: ") and needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_serve_starts_uvicorn_with_demo_accounts(
+    cli: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from immunoplan.cli.web import DEMO_ACCOUNTS
+    from immunoplan.web.storage import open_storage
+
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    db = str(tmp_path / "serve.sqlite")
+    r = cli("serve", "--db", db, "--port", "8123", "--demo-accounts")
+    assert r.code == 0, r.stderr
+    assert started["host"] == "127.0.0.1" and started["port"] == 8123
+    assert "demo-nurse" in r.stderr and "http://127.0.0.1:8123/" in r.stderr
+    registry, users = open_storage(db)
+    try:
+        assert {u.username for u in users.list()} == {name for name, _ in DEMO_ACCOUNTS.values()}
+    finally:
+        registry.dispose()

@@ -102,3 +102,20 @@ def test_unknown_patient_is_404_page(clinician: WebClient) -> None:
     r = clinician.get("/patients/9999")
     assert r.status_code == 404 and "Not found" in r.text
     assert clinician.get("/api/patients/9999").status_code == 404
+
+
+def test_trend_values_table_lists_each_date_value(clinician: WebClient, registry: Any) -> None:
+    with registry.transaction(actor="test") as s:
+        p = m.Patient(pseudo_id="TREND", sex="female")
+        s.add(p)
+        s.flush()
+        for day, value in ((date(2025, 1, 1), 111.5), (date(2025, 6, 1), 222.5)):
+            s.add(
+                m.Measurement(
+                    patient_id=p.id, kind="total_ige_iu_ml", value=value, unit="IU/mL", measured_on=day
+                )
+            )
+        pid = p.id
+    text = html_text(clinician.get(f"/patients/{pid}").text)
+    assert "2025-01-01 111.5" in text and "2025-06-01 222.5" in text
+    assert 'data-chart="trend-ige"' in clinician.get(f"/patients/{pid}").text

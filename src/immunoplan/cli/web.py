@@ -133,10 +133,28 @@ def user_list(
     emit({"users": [u.to_dict() for u in users]}, as_json, render)
 
 
+#: Demo accounts created by ``serve --demo-accounts`` (publicly known passwords: demo databases only).
+DEMO_ACCOUNTS = {role: (f"demo-{role}", f"demo-{role}-pass") for role in auth.ROLES}
+
+
+def ensure_demo_accounts(store: auth.UserStore) -> list[tuple[str, str, str]]:
+    """Create the demo accounts that do not exist yet; returns (role, user, password) for all of them."""
+    pw = auth.Passwords()
+    out = []
+    for role, (name, password) in DEMO_ACCOUNTS.items():
+        if store.get(name) is None:
+            auth.add_user(store, pw, name, password, role, "demo-setup")
+        out.append((role, name, password))
+    return out
+
+
 def serve(
     db: str = typer.Option(..., "--db", help=DB_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
+    demo_accounts: bool = typer.Option(
+        False, "--demo-accounts", help="Create one demo account per role (known passwords: demo data only)."
+    ),
 ) -> None:
     """Serve the web application (pages and the JSON API under /api) with uvicorn."""
     check_range("--port", port, 1, 65535)
@@ -146,6 +164,13 @@ def serve(
     from immunoplan.web.settings import WebSettings
 
     app = create_app(WebSettings(db=db))
+    if demo_accounts:
+        table = Table("role", "user", "password", title="demo accounts (demo data only)")
+        for row in ensure_demo_accounts(app.state.ctx.users):
+            table.add_row(*row)
+        err_console.print(table)
+    elif not app.state.ctx.users.list():
+        err_console.print("no accounts yet: create one with `immunoplan user add NAME --role admin --db ...`")
     err_console.print(f"immunoplan web app on http://{host}:{port}/ (database {db}); Ctrl+C stops it")
     uvicorn.run(app, host=host, port=port, log_level="info")
 
