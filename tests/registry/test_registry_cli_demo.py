@@ -43,3 +43,8 @@ def test_due_lists_late_injections(cli, tmp_path):
     assert "P1" in human.stdout and "late" in human.stdout
     assert cli("due", "--db", db, "--as-of", "someday").code == 2
     assert cli("due", "--db", db, "--grace-days", "-1").code == 2
+
+
+def test_demo_without_the_clinic_list(cli, tmp_path):
+    r = cli("demo", "--db", tmp_path / "d.sqlite", "--no-clinic", "--patients", "4", "--json")
+    assert r.code == 0 and r.json["cohorts"] == {"seed001": 37, "seed000": 4}

@@ -37,7 +37,7 @@ def test_csv_export_has_every_table_but_users(demo_reg, tmp_path):
     r = export_tables(demo_reg, tmp_path / "csv", "csv")
     assert "users" not in r["rows"] and set(r["rows"]) == set(EXPORT_TABLES)
     p = pd.read_csv(tmp_path / "csv" / "patients.csv")
-    assert len(p) == r["rows"]["patients"] == 89
+    assert len(p) == r["rows"]["patients"] == 77
     courses = pd.read_csv(tmp_path / "csv" / "courses.csv")
     assert json.loads(courses.basis.iloc[0])[0]["id"] == "registry_demo_calibration"
 

@@ -30,7 +30,9 @@ def target(db: Path | None, url: str | None) -> str | Path | None:
     if db is not None and url is not None:
         raise InvalidInput("--db", "give either --db or --url, not both")
     if url is not None and "://" not in url:
-        raise InvalidInput("--url", f"not a database URL: {url!r}", "sqlite:///PATH or postgresql+psycopg://...")
+        raise InvalidInput(
+            "--url", f"not a database URL: {url!r}", "sqlite:///PATH or postgresql+psycopg://..."
+        )
     return url if url is not None else db
 
 
@@ -157,6 +159,11 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same cohorts)."),
     patients: int = typer.Option(None, "--patients", help="Size of the seed-000 cohort (default 202)."),
     replace: bool = typer.Option(False, "--replace", help="Delete an existing file at --db first."),
+    clinic: bool = typer.Option(
+        True,
+        "--clinic/--no-clinic",
+        help="Also add 12 clinic patients with due and late injections (cohort 'clinic').",
+    ),
     actor: str = ACTOR_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -195,6 +202,7 @@ def demo(
                 patients=patients,
                 actor=default_actor(actor) if actor else "demo",
                 progress=tick,
+                clinic=clinic,
             )
         result["registry"] = registry_summary(reg)
     finally:

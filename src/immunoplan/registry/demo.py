@@ -946,10 +946,12 @@ def create_demo(
     actor: str = "demo",
     progress: Progress | None = None,
     today: date | None = None,
+    clinic: bool = False,
 ) -> dict[str, Any]:
     """Create the demo cohorts in one transaction. ``patients`` sizes the seed-000 cohort (default 202, as in
-    the seed); seed 001 always has its 37 patients (its tables are per-patient statistics). A small ``clinic``
-    list with active build-up courses relative to ``today`` makes due and late injections visible."""
+    the seed); seed 001 always has its 37 patients (its tables are per-patient statistics). With ``clinic`` a
+    small ``clinic`` list with active build-up courses relative to ``today`` makes due/late injections visible
+    (the ``immunoplan demo`` command adds it unless ``--no-clinic``)."""
     cal = calibration()
     n0 = sum(cal["seed000"]["counts"].values()) if patients is None else int(patients)
     if n0 < 2 or n0 > 10**6:
@@ -972,14 +974,14 @@ def create_demo(
         if progress:
             progress(0, n0, "seed001 done")
         _seed000(w, rng, n0, actor, progress)
-        n_clinic = _clinic(w, rng, today or date.today())
+        n_clinic = _clinic(w, rng, today or date.today()) if clinic else 0
         w.finish(
             {"generator": "immunoplan.registry.demo", "seed": seed, "calibration_version": cal["version"]}
         )
         counts = dict(w.counts)
     return {
         "seed": seed,
-        "cohorts": {"seed001": n1, "seed000": n0, "clinic": n_clinic},
+        "cohorts": {"seed001": n1, "seed000": n0, **({"clinic": n_clinic} if clinic else {})},
         "rows": counts,
         "calibration": basis("registry_demo_calibration").to_dict(),
         "seconds": round(time.perf_counter() - t0, 2),
