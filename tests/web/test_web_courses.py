@@ -185,3 +185,21 @@ def test_api_course_injection_reaction(clinician: WebClient, nurse: WebClient) -
     assert r.json()["due"]["rule"]["id"] == "lsu-systemic-tenth"
     r = nurse.post(f"/api/patients/{pid}/courses/{cid}/reactions", json={"kind": "local"})
     assert r.status_code == 422
+
+
+def test_record_omalizumab_dose_on_injection_day(
+    clinician: WebClient, nurse: WebClient, registry: Any
+) -> None:
+    pid, cid = _course(clinician)
+    page = nurse.get(f"/patients/{pid}/courses/{cid}/injection-day")
+    assert "Label dose: " in html_text(page.text) and "300 mg every 4 weeks" in html_text(page.text)
+    r = nurse.post(f"/patients/{pid}/courses/{cid}/omalizumab", {"omalizumab_dose_mg": "300"})
+    assert r.status_code == 200 and "Omalizumab 300 mg recorded" in r.text
+    r = nurse.post(f"/patients/{pid}/courses/{cid}/omalizumab", {"omalizumab_dose_mg": "-1"})
+    assert r.status_code == 422 and 'id="e-omalizumab_dose_mg"' in r.text
+    with registry.session() as s:
+        o = s.scalars(select(m.OmalizumabAdministration)).one()
+        assert (
+            o.dose_mg == 300 and o.interval_weeks == 4 and o.basis[0]["id"] == "omalizumab_us_asthma_12plus"
+        )
+    assert "Omalizumab 300 mg" in html_text(clinician.get(f"/patients/{pid}").text)  # on the timeline

@@ -134,7 +134,16 @@ def _context(request: Request, patient_id: int, course_id: int, **extra: Any) ->
             "product": c.product,
             "next_due_on": c.next_due_on,
             "dose_unit": c.dose_unit,
+            "with_omalizumab": c.with_omalizumab,
         }
+        omalizumab_given = [
+            {"given_at": o.given_at, "dose_mg": o.dose_mg}
+            for o in s.scalars(
+                select(m.OmalizumabAdministration)
+                .where(m.OmalizumabAdministration.course_id == c.id)
+                .order_by(m.OmalizumabAdministration.given_at)
+            )
+        ]
         pseudo = p.pseudo_id
     due = dose_due(history, plan_result, today())
     last = shown[-1] if shown else None
@@ -163,6 +172,10 @@ def _context(request: Request, patient_id: int, course_id: int, **extra: Any) ->
         "form": forms.FormState({}),
         "grading": None,
         "reaction_form": forms.FormState({}),
+        "omalizumab_form": forms.FormState({}),
+        "omalizumab_message": None,
+        "omalizumab_plan": plan_result.get("omalizumab") or {},
+        "omalizumab_given": omalizumab_given,
     }
     ctx.update(extra)
     return ctx
@@ -447,3 +460,59 @@ def api_reaction(request: Request, patient_id: int, course_id: int, body: Reacti
         field, message = next(iter(f.errors.items()))
         raise InvalidInput(field, message)
     return {"grading": saved, "due": _context(request, patient_id, course_id)["due"]}
+
+
+# ------------------------------------------------------------------------------------------ omalizumab doses
+
+
+def record_omalizumab(
+    request: Request, patient_id: int, course_id: int, dose_mg: str, given_at: datetime
+) -> int:
+    """Record an omalizumab administration of a course planned with omalizumab (basis: the label dose)."""
+    with registry_of(request).session() as s:
+        p = patient_or_404(s, patient_id)
+        c = course_or_404(s, patient_id, course_id)
+        if not c.with_omalizumab:
+            raise InvalidInput("course_id", "this course was not planned with omalizumab")
+        label = ((c.plan or {}).get("result", {}).get("omalizumab") or {}).get("label_dose") or {}
+        pseudo = p.pseudo_id
+    row = records.record_omalizumab(
+        registry_of(request),
+        actor_of(request),
+        pseudo_id=pseudo,
+        given_at=given_at,
+        dose_mg=dose_mg,
+        course_id=course_id,
+        interval_weeks=label.get("interval_weeks"),
+        basis=label.get("basis"),
+    )
+    return int(row["id"])
+
+
+@router.post(
+    PAGE.replace("injection-day", "omalizumab"),
+    dependencies=[permit("injection.record")],
+    include_in_schema=False,
+)
+async def omalizumab_submit(request: Request, patient_id: int, course_id: int) -> Response:
+    f = await forms.read_form(request)
+    dose = f.parse("omalizumab_dose_mg", forms.number_text("omalizumab_dose_mg"))
+    given_at = f.parse("omalizumab_given_at", _parse_datetime("omalizumab_given_at"))
+    message = None
+    if f.ok:
+        try:
+            record_omalizumab(request, patient_id, course_id, dose, given_at)
+            message = f"Omalizumab {dose} mg recorded."
+        except InvalidInput as exc:
+            exc.field = {"dose_mg": "omalizumab_dose_mg", "given_at": "omalizumab_given_at"}.get(
+                exc.field, exc.field
+            )
+            f.fail(exc, known=("omalizumab_dose_mg", "omalizumab_given_at"))
+    ctx = _context(request, patient_id, course_id, omalizumab_form=f, omalizumab_message=message)
+    return render(
+        request,
+        "injection_day.html",
+        ctx,
+        status_code=200 if f.ok else 422,
+        block="day" if is_htmx(request) else None,
+    )
