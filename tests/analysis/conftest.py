@@ -153,4 +153,6 @@ def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         synthetic_cohort(30, seed=6, groups=("RIT", "RIT+Omb-pre"), injections_per_patient=4),
         cohort="seed000",
     )
+    one_group = synthetic_cohort(6, seed=7, groups=("clinic", "clinic"), injections_per_patient=2)
+    write_registry(db, one_group, cohort="clinic")  # no study groups to compare: left out of whole reports
     return db

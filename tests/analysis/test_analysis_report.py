@@ -17,7 +17,7 @@ from immunoplan.errors import InvalidInput
 
 def test_registry_round_trip(registry_file, small_cohort):
     data = from_registry(str(registry_file))
-    assert data.cohorts() == ["seed000", "seed001"]
+    assert data.cohorts() == ["clinic", "seed000", "seed001"]
     one = from_registry(str(registry_file), "seed001")
     assert len(one.patients) == 24 and one.groups == ["SCIT", "Omb+SCIT"]
     assert set(one.outcomes["measure"]) >= {"act", "acq", "aqlq", "fev1_pct_pred", "medication_score"}
@@ -69,6 +69,7 @@ def test_cli_report_pdf_from_registry(cli, registry_file, tmp_path):
     assert r.code == 0, r.stderr
     d = r.json
     assert [c["name"] for c in d["cohorts"]] == ["seed000", "seed001"]
+    assert d["skipped_cohorts"] == ["clinic"]
     assert {"table1", "table5", "stratified", "repeated"} <= set(d["cohorts"][1]["tables"])
     assert {"figure1", "km"} <= set(d["cohorts"][0]["figures"])
     pdf = pypdfium2.PdfDocument(str(out / "report.pdf"))

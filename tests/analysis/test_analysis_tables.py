@@ -170,3 +170,19 @@ def test_efficacy_by_ratio_uses_16_percent_cut():
     (row,) = t.rows
     assert "(n=4)" in row["ratio > 16 %"] and "(n=4)" in row["ratio <= 16 %"]  # 16 itself is not > 16
     assert row["p_value"] < 0.01
+
+
+def test_table1_without_two_groups_is_descriptive():
+    p = pd.DataFrame(
+        {
+            "patient_id": [1, 2, 3],
+            "cohort": "clinic",
+            "group": [None] * 3,
+            "age_years": [30.0, 40.0, 50.0],
+            "sex": ["male", "female", "male"],
+        }
+    )
+    t = tables.table1(CohortData(p))
+    assert "all (n=3)" in t.columns
+    age = next(r for r in t.rows if r["variable"] == "Age (years)")
+    assert age["all (n=3)"] == "40.0 ± 10.0" and "p_value" not in age

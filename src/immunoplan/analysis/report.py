@@ -54,6 +54,7 @@ class ReportResult:
     files: list[Path]
     sections: list[Section]
     tests: list[str]
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +71,7 @@ class ReportResult:
                 for s in self.sections
             ],
             "tests": self.tests,
+            "skipped_cohorts": self.skipped,
         }
 
 
@@ -109,10 +111,19 @@ def _slug(text: str) -> str:
 
 
 def _sections(data: CohortData) -> list[str | None]:
-    """One section per cohort for a whole registry; one section (None: the data as given) otherwise."""
+    """One section per study cohort (>= 2 study groups) for a whole registry; one section (None: the data as
+    given) otherwise."""
     if data.name == "registry" or data.patients["cohort"].nunique() > 1:
-        return list(data.cohorts())
+        return [c for c in data.cohorts() if c not in skipped_cohorts(data)]
     return [None]
+
+
+def skipped_cohorts(data: CohortData) -> list[str]:
+    """Cohorts of a whole registry left out of the report: fewer than two study groups (a clinic list)."""
+    if not (data.name == "registry" or data.patients["cohort"].nunique() > 1):
+        return []
+    n = data.patients.groupby("cohort")["group"].nunique()
+    return sorted(str(c) for c, k in n.items() if k < 2)
 
 
 def analyse(data: CohortData, out: Path, step: Step | None = None) -> list[Section]:
@@ -130,7 +141,7 @@ def analyse(data: CohortData, out: Path, step: Step | None = None) -> list[Secti
     return sections
 
 
-def render_html(sections: list[Section], tests: list[str], source: str) -> str:
+def render_html(sections: list[Section], tests: list[str], source: str, skipped: Sequence[str] = ()) -> str:
     env = Environment(
         loader=PackageLoader("immunoplan.analysis", "templates"), autoescape=select_autoescape(["html"])
     )
@@ -150,6 +161,7 @@ def render_html(sections: list[Section], tests: list[str], source: str) -> str:
         sections=ctx_sections,
         versions=versions(),
         methods=methods_paragraph(tests),
+        skipped=list(skipped),
     )
 
 
@@ -190,7 +202,8 @@ def build_report(
         | {"shapiro"}
     )
     files: list[Path] = [f for s in sections for fig in s.figures for f in (fig["png"], fig["svg"])]
-    html = render_html(sections, tests, source or data.name)
+    skipped = skipped_cohorts(data)
+    html = render_html(sections, tests, source or data.name, skipped)
     if "html" in formats or "pdf" in formats:
         if step:
             step("report.html")
@@ -209,7 +222,7 @@ def build_report(
             step("tables.xlsx")
         write_xlsx(sections, out / "tables.xlsx")
         files.append(out / "tables.xlsx")
-    return ReportResult(out, files, sections, tests)
+    return ReportResult(out, files, sections, tests, skipped)
 
 
 def stage_count(data: CohortData, formats: Sequence[str]) -> int:

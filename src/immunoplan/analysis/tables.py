@@ -121,9 +121,11 @@ CATEGORICAL = {
 
 
 def table1(data: CohortData) -> ResultTable:
-    """Baseline characteristics by group (seed 001 Table 1)."""
+    """Baseline characteristics by group (seed 001 Table 1); one "all" column without two study groups."""
     g = data.groups
     p = data.patients
+    if len(g) < 2:
+        p, g = p.assign(group="all"), ["all"]
     cols = [
         "variable",
         "level",
