@@ -161,3 +161,46 @@ def test_cli_import_reports_rejected_rows_and_exit_2(cli, tmp_path):
     human = cli("import", bad, "--db", db)
     assert human.code == 2 and "week99" in human.stderr and "Traceback" not in human.stderr
     assert cli("import", tmp_path / "missing.csv", "--db", db).code == 2
+
+
+COURSES = [
+    ["pseudo_id", "kind", "started_on", "product", "target_dose", "dose_unit", "interval_days"],
+    ["C-001", "SCIT", "2025-01-06", "Alutard SQ", "100000", "SQ-U", "7"],
+]
+INJECTIONS = [
+    ["pseudo_id", "course_kind", "course_started_on", "given_at", "dose", "dose_unit", "volume_ml", "vial"],
+    ["C-001", "SCIT", "2025-01-06", "2025-01-06T09:00", "20", "SQ-U", "0.2", "1"],
+    ["C-001", "SCIT", "2025-01-06", "2025-01-13T09:00+01:00", "40", "SQ-U", "0.4", "1"],
+]
+
+
+def test_courses_and_injections_import_idempotently_with_exact_doses(registry, tmp_path):
+    import_file(registry, _csv(tmp_path / "patients.csv", PATIENTS), "a")
+    import_file(registry, _csv(tmp_path / "courses.csv", COURSES), "a")
+    inj = _csv(tmp_path / "injections.csv", INJECTIONS)
+    assert import_file(registry, inj, "a")["tables"]["injections"]["inserted"] == 2
+    assert import_file(registry, inj, "a")["tables"]["injections"] == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 2,
+    }
+    with registry.session() as s:
+        rows = s.execute(
+            select(m.Injection.sequence, m.Injection.dose, m.Injection.volume_ml).order_by(
+                m.Injection.given_at
+            )
+        ).all()
+    from decimal import Decimal
+
+    assert rows == [(1, Decimal("20"), Decimal("0.2")), (2, Decimal("40"), Decimal("0.4"))]
+
+
+def test_injection_for_an_unknown_course_is_reported(sqlite_registry, tmp_path):
+    import_file(sqlite_registry, _csv(tmp_path / "patients.csv", PATIENTS), "a")
+    with pytest.raises(ImportRejected) as exc:
+        import_file(sqlite_registry, _csv(tmp_path / "injections.csv", INJECTIONS[:2]), "a")
+    assert [(e.row, e.column) for e in exc.value.errors] == [(2, "course_started_on")]
+    bad = [INJECTIONS[0], ["C-001", "SCIT", "2025-01-06", "2025-01-06T09:00", "-5", "SQ-U", "", ""]]
+    with pytest.raises(ImportRejected) as exc2:
+        import_file(sqlite_registry, _csv(tmp_path / "i2.csv", bad), "a", table="injections")
+    assert {(e.row, e.column) for e in exc2.value.errors} == {(2, "dose")}

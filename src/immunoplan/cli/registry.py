@@ -264,7 +264,7 @@ def import_cmd(
     table: str = typer.Option(
         None,
         "--table",
-        help="patients, visits, measurements or questionnaires "
+        help="patients, visits, measurements, questionnaires, courses or injections "
         "(default: the CSV file name or the XLSX sheet names).",
     ),
     db: Path = DB_OPT,

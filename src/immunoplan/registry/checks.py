@@ -38,7 +38,8 @@ def to_date(field: str, value: Any) -> date:
 
 
 def to_datetime(field: str, value: Any) -> datetime:
-    """An aware datetime (UTC assumed when no offset) from a datetime, a date or ISO text."""
+    """An aware UTC datetime from a datetime, a date or ISO text (UTC assumed when no offset is given; other
+    offsets are converted, because SQLite keeps only the wall time)."""
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
@@ -52,7 +53,7 @@ def to_datetime(field: str, value: Any) -> datetime:
             ) from None
     else:
         raise InvalidInput(field, f"not a date-time: {value!r}", "YYYY-MM-DDTHH:MM")
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def to_float(field: str, value: Any) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,38 @@ SPECS: dict[str, list[Column]] = {
         Column("visit_code", _opt(lambda v: ck.choice("visit_code", v, m.VISIT_CODES))),
         Column("items", _opt(_items)),
     ],
+    "courses": [
+        Column("pseudo_id", lambda v: ck.not_empty("pseudo_id", v), True),
+        Column("kind", lambda v: ck.choice("kind", v, m.COURSE_KINDS), True),
+        Column("started_on", lambda v: ck.to_date("started_on", v), True),
+        Column("product", _opt(_text)),
+        Column("allergen", _opt(_text)),
+        Column("drug", _opt(_text)),
+        Column("regimen", _opt(_text)),
+        Column("with_omalizumab", lambda v: bool(ck.to_bool("with_omalizumab", v))),
+        Column("omalizumab_timing", _opt(lambda v: ck.choice("omalizumab_timing", v, m.OMALIZUMAB_TIMINGS))),
+        Column("status", _opt(lambda v: ck.choice("status", v, m.COURSE_STATUSES))),
+        Column("ended_on", _opt(lambda v: ck.to_date("ended_on", v))),
+        Column("target_dose", _opt(lambda v: ck.positive_decimal("target_dose", v))),
+        Column("dose_unit", _opt(_text)),
+        Column("interval_days", _opt(_int("interval_days"))),
+    ],
+    "injections": [
+        Column("pseudo_id", lambda v: ck.not_empty("pseudo_id", v), True),
+        Column("course_kind", lambda v: ck.choice("course_kind", v, m.COURSE_KINDS), True),
+        Column("course_started_on", lambda v: ck.to_date("course_started_on", v), True),
+        Column("given_at", lambda v: ck.to_datetime("given_at", v), True),
+        Column("dose", lambda v: ck.positive_decimal("dose", v), True),
+        Column("dose_unit", lambda v: ck.not_empty("dose_unit", v), True),
+        Column("volume_ml", _opt(lambda v: ck.positive_decimal("volume_ml", v))),
+        Column("vial", _opt(_text)),
+        Column("site", _opt(_text)),
+        Column("lot", _opt(_text)),
+        Column("phase", _opt(lambda v: ck.choice("phase", v, m.INJECTION_PHASES))),
+        Column("observed_minutes", _opt(_int("observed_minutes"))),
+    ],
 }
-ORDER = ("patients", "visits", "measurements", "questionnaires")
+ORDER = ("patients", "visits", "measurements", "questionnaires", "courses", "injections")
 
 
 def _non_negative(name: str, v: Any) -> float:
@@ -274,6 +305,8 @@ def _key(table: str, row: dict[str, Any]) -> tuple[Any, ...]:
         "visits": lambda r: (r["pseudo_id"], r["code"], r["visit_on"]),
         "measurements": lambda r: (r["pseudo_id"], r["kind"], r.get("allergen") or "", r["measured_on"]),
         "questionnaires": lambda r: (r["pseudo_id"], r["instrument"], r["completed_on"]),
+        "courses": lambda r: (r["pseudo_id"], r["kind"], r["started_on"]),
+        "injections": lambda r: (r["pseudo_id"], r["course_kind"], r["course_started_on"], r["given_at"]),
     }[table](row)
 
 
@@ -319,6 +352,19 @@ def _existing(s: Session, table: str, p: m.Patient, row: dict[str, Any]) -> m.Ba
                 m.Measurement.measured_on == row["measured_on"],
             )
         )
+    if table == "courses":
+        return _course(s, p, row["kind"], row["started_on"])
+    if table == "injections":
+        course = _course(s, p, row["course_kind"], row["course_started_on"])
+        return (
+            None
+            if course is None
+            else s.scalar(
+                select(m.Injection).where(
+                    m.Injection.course_id == course.id, m.Injection.given_at == row["given_at"]
+                )
+            )
+        )
     return s.scalar(
         select(m.Questionnaire).where(
             m.Questionnaire.patient_id == p.id,
@@ -328,16 +374,31 @@ def _existing(s: Session, table: str, p: m.Patient, row: dict[str, Any]) -> m.Ba
     )
 
 
+def _course(s: Session, p: m.Patient, kind: str, started_on: Any) -> m.Course | None:
+    """A patient's course, identified by its kind and start date."""
+    return s.scalar(
+        select(m.Course).where(
+            m.Course.patient_id == p.id, m.Course.kind == kind, m.Course.started_on == started_on
+        )
+    )
+
+
 MODEL = {
     "patients": m.Patient,
     "visits": m.Visit,
     "measurements": m.Measurement,
     "questionnaires": m.Questionnaire,
+    "courses": m.Course,
+    "injections": m.Injection,
 }
 
 
 def _values(table: str, row: dict[str, Any], p: m.Patient | None, visit: m.Visit | None) -> dict[str, Any]:
-    vals = {k: v for k, v in row.items() if k not in ("pseudo_id", "visit_code")}
+    vals = {
+        k: v
+        for k, v in row.items()
+        if k not in ("pseudo_id", "visit_code", "course_kind", "course_started_on")
+    }
     if table == "patients":
         vals["pseudo_id"] = row["pseudo_id"]
         vals["cohort"] = vals.get("cohort") or "clinic"
@@ -348,6 +409,9 @@ def _values(table: str, row: dict[str, Any], p: m.Patient | None, visit: m.Visit
         vals["visit_id"] = visit.id if visit else None
     if table == "measurements":
         vals["allergen"] = vals.get("allergen") or ""
+    if table == "courses":
+        vals["status"] = vals.get("status") or "active"
+        vals["omalizumab_timing"] = vals.get("omalizumab_timing") or "none"
     return vals
 
 
@@ -392,8 +456,28 @@ def _write(
                     )
                 )
                 continue
+        course = None
+        if table == "injections" and p is not None:
+            course = _course(s, p, row["course_kind"], row["course_started_on"])
+            if course is None:
+                errors.append(
+                    RowError(
+                        table,
+                        rownum,
+                        "course_started_on",
+                        f"patient {row['pseudo_id']} has no {row['course_kind']} course started on "
+                        f"{row['course_started_on']}; import or plan it first",
+                    )
+                )
+                continue
         current = _existing(s, table, p, row) if p is not None else None
         vals = _values(table, row, p, visit)
+        if course is not None:
+            vals["course_id"] = course.id
+            if current is None:
+                vals["sequence"] = (
+                    len(s.scalars(select(m.Injection.id).where(m.Injection.course_id == course.id)).all()) + 1
+                )
         if current is None:
             obj = MODEL[table](**vals)
             s.add(obj)
@@ -406,12 +490,23 @@ def _write(
         for k, v in vals.items():
             if k in ("cohort",) and row.get("cohort") in (None, ""):
                 continue
-            if getattr(current, k) != v:
+            if not _same(getattr(current, k), v):
                 setattr(current, k, v)
                 changed = True
         counts["updated" if changed else "unchanged"] += 1
         if changed:
             s.flush()
+
+
+def _same(stored: Any, new: Any) -> bool:
+    """Equal values; date-times compare in UTC (SQLite hands back naive UTC values)."""
+    if isinstance(stored, datetime) and isinstance(new, datetime):
+
+        def utc(d: datetime) -> datetime:
+            return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+
+        return utc(stored) == utc(new)
+    return bool(stored == new)
 
 
 class _Rollback(Exception):
