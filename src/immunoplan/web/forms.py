@@ -96,6 +96,12 @@ def choice(field: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def optional_choice(field: str, choices: tuple[str, ...]) -> Callable[[str], str | None]:
+    """Like `choice`, but an empty value means "not stated" (None)."""
+    pick = choice(field, choices)
+    return lambda text: None if text == "" else pick(text)
+
+
 def number_text(field: str, optional: bool = False) -> Callable[[str], str | None]:
     """Keep a number as typed (the service converts it exactly); only checks presence and syntax."""
     from immunoplan.validation import to_decimal

@@ -112,7 +112,7 @@ async def assess_submit(request: Request, patient_id: int) -> Response:
     for name in TRISTATE_FIELDS:
         inputs[name] = f.parse(name, tristate(name))
     for name, choices in CHOICE_FIELDS.items():
-        inputs[name] = f.parse(name, lambda t, n=name, c=choices: None if t == "" else forms.choice(n, c)(t))
+        inputs[name] = f.parse(name, forms.optional_choice(name, choices))
     inputs["allergen"] = f.get("allergen", "mite").strip() or "mite"
     region = f.parse("region", forms.choice("region", REGIONS))
     result = None

@@ -96,7 +96,7 @@ async def patient_page(request: Request, patient_id: int) -> Response:
     with registry_of(request).session() as s:
         p = patient_or_404(s, patient_id)
         courses = sorted(p.courses, key=lambda c: c.created_at, reverse=True)
-        context = {
+        context: dict[str, Any] = {
             "title": f"Patient {p.pseudo_id}",
             "patient": patient_summary(p),
             "courses": [
