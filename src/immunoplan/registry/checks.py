@@ -11,7 +11,6 @@ from typing import Any
 
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import load
-from immunoplan.registry import models as m
 from immunoplan.validation import check_choice, check_range, to_decimal
 
 
@@ -126,17 +125,3 @@ def optional_choice(field: str, value: Any, choices: tuple[str, ...]) -> str | N
     if value is None or value == "":
         return None
     return check_choice(field, value, choices)
-
-
-VOCAB = {
-    "sex": m.SEXES,
-    "age_group": m.AGE_GROUPS,
-    "visit_code": m.VISIT_CODES,
-    "course_kind": m.COURSE_KINDS,
-    "course_status": m.COURSE_STATUSES,
-    "omalizumab_timing": m.OMALIZUMAB_TIMINGS,
-    "phase": m.INJECTION_PHASES,
-    "reaction_kind": m.REACTION_KINDS,
-    "smoking": m.SMOKING,
-    "role": m.ROLES,
-}

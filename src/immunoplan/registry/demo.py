@@ -199,10 +199,6 @@ def _flags(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _dec(x: float, places: int) -> Decimal:
-    return Decimal(str(round(float(x), places)))
-
-
 def _label_dose(age: int, weight: float, ige: float) -> tuple[Decimal, int, Any] | None:
     """Omalizumab label dose from the omalizumab service (US asthma tables); None when it gives no dose."""
     from immunoplan.services.omalizumab import label_dose
