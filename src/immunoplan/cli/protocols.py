@@ -418,7 +418,9 @@ def register(app: typer.Typer) -> None:
             help="wao2010, wao2017, brown2004, ctcae-irr, ctcae-allergic, seed001, phenotype, or all.",
         ),
         symptom: list[str] = typer.Option(
-            [], "--symptom", help="Symptom code (repeat); see --list-symptoms."
+            [],
+            "--symptom",
+            help="Symptom code (repeat): " + ", ".join(svc.choices()["symptoms"]) + ".",
         ),
         bronchodilator_response: str | None = typer.Option(
             None, "--bronchodilator-response", help="responds, not-responding, worsening."
