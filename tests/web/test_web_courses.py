@@ -203,3 +203,47 @@ def test_record_omalizumab_dose_on_injection_day(
             o.dose_mg == 300 and o.interval_weeks == 4 and o.basis[0]["id"] == "omalizumab_us_asthma_12plus"
         )
     assert "Omalizumab 300 mg" in html_text(clinician.get(f"/patients/{pid}").text)  # on the timeline
+
+
+def test_injection_day_for_a_course_stored_without_a_web_plan(nurse: WebClient, registry: Any) -> None:
+    """Imported/demo courses name their schedule in words: the missed-dose rules still apply."""
+    from datetime import datetime, timedelta
+
+    last = datetime.now().replace(microsecond=0) - timedelta(days=24)
+    with registry.transaction(actor="test") as s:
+        p = m.Patient(pseudo_id="IMP-1", sex="male")
+        s.add(p)
+        s.flush()
+        c = m.Course(
+            patient_id=p.id,
+            kind="SCIT",
+            status="active",
+            product="Alutard SQ house dust mite",
+            regimen="weekly build-up (15 injections)",
+            dose_unit="SQ-U",
+        )
+        s.add(c)
+        s.flush()
+        for i, dose in enumerate((20, 40, 80)):
+            s.add(
+                m.Injection(
+                    course_id=c.id,
+                    patient_id=p.id,
+                    sequence=i + 1,
+                    dose=dose,
+                    dose_unit="SQ-U",
+                    given_at=last - timedelta(days=7 * (2 - i)),
+                )
+            )
+        pid, cid = p.id, c.id
+    history = {
+        "product": "alutard-sq-hdm",
+        "regimen": "conventional",
+        "injections": [
+            {"date": (last - timedelta(days=7 * (2 - i))).date().isoformat(), "dose": str(d)}
+            for i, d in enumerate((20, 40, 80))
+        ],
+    }
+    expected = to_jsonable(scit_next_dose(history, date.today()))
+    text = html_text(nurse.get(f"/patients/{pid}/courses/{cid}/injection-day").text)
+    assert expected["rule"]["id"] in text and f"{expected['dose']['dose']} SQ-U" in text

@@ -42,10 +42,30 @@ def symptom_choices() -> list[tuple[str, str, str]]:
     return [(k, v["text"], v["system"]) for k, v in data.items()]
 
 
+def infer_regimen(c: m.Course) -> dict[str, str]:
+    """Product and regimen ids of ``scit_products`` for a course stored without a web plan (imported or demo
+    courses), read from its product/regimen names; empty when they do not name a known schedule."""
+    product, regimen = (c.product or "").lower(), (c.regimen or "").lower()
+    if "|" in regimen:  # stored by this app: "<product id>|<regimen id>"
+        pid, rid = regimen.split("|", 1)
+        return {"product": pid, "regimen": rid}
+    if "alutard" in product:
+        for word, rid in (
+            ("cluster", "cluster"),
+            ("weekly", "conventional"),
+            ("conventional", "conventional"),
+        ):
+            if word in regimen:
+                return {"product": "alutard-sq-hdm", "regimen": rid}
+    if "tyrosine" in product and "rush" in regimen:
+        return {"product": "hdm-tyrosine-ultrarush", "regimen": "rush"}
+    return {}
+
+
 def _history(s: Any, c: m.Course) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The course history in the engine's format, and the recorded injections for display."""
     plan = c.plan or {}
-    req = plan.get("request", {})
+    req = plan.get("request") or infer_regimen(c)
     injs = s.scalars(
         select(m.Injection)
         .where(m.Injection.course_id == c.id)
