@@ -128,3 +128,31 @@ def test_keyboard_only_login_and_tablet_layout(chromium: Any, live_server: str, 
     assert width <= 820  # no horizontal scrolling on a tablet
     page.screenshot(path=str(shots / "7-tablet-patient-list.png"), full_page=True)
     context.close()
+
+
+def test_desensitization_flow_in_chromium(page: Any, shots: Path) -> None:
+    _login(page, "clinician")
+    page.wait_for_url("**/patients")
+    page.get_by_role("link", name="New patient").click()
+    page.get_by_label("Pseudonym (patient code)").fill("RDD-001")
+    page.get_by_role("button", name="Create patient").click()
+    page.get_by_role("link", name="Plan desensitization").click()
+    page.get_by_label("Drug").fill("carboplatin")
+    page.get_by_label("Target dose (mg)").fill("500")
+    page.get_by_label("Final infusion rate (mL/h)").fill("80")
+    page.get_by_label("Stock concentration (mg/mL)").fill("10")
+    page.get_by_role("button", name="Preview").click()  # htmx: the plan appears below the form
+    page.locator("#preview table.steps").wait_for()
+    assert "12-step" in page.locator("#preview").inner_text()
+    page.get_by_role("button", name="Create session").click()
+    page.wait_for_url(re.compile(r".*/desensitization/\d+$"))
+    for step in (1, 2):
+        page.get_by_role("button", name=f"Mark step {step} given").click()
+        expect(page.locator("table.steps tbody tr").nth(step - 1)).to_have_class("given")
+    page.get_by_label("At step").select_option("3")
+    page.get_by_label("mild").check()
+    page.get_by_label("flushing").check()
+    page.get_by_role("button", name="Record reaction and re-plan").click()
+    page.get_by_text("Re-planned after a mild reaction at step 3").wait_for()
+    assert "Resume at step" in page.locator("#replan").inner_text()
+    page.screenshot(path=str(shots / "8-desensitization-replanned.png"), full_page=True)
