@@ -18,6 +18,7 @@ one entry per patient, stepped in cache-sized chunks; there is no Python loop ov
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -173,28 +174,11 @@ def _complex_and_k(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np
     on X_C, i.e. ~1e-4 on free IgE when 99.9 % of IgE is bound, far below the 1 % agreement with LSODA that
     the tests require.
     """
-    x = np.maximum(xt, 0.0).astype(np.float32)  # an RK stage may undershoot zero; no drug means no complex
-    e = np.maximum(et, 1e-12).astype(np.float32)
-    k = x / e
-    k += np.float32(1e-30)  # XT = 0 gives X_C = 0 whatever Kd is; the floor only avoids log(0)
-    np.log(k, out=k)
-    k *= np.float32(ind.alpha)
-    np.exp(k, out=k)
-    k *= ind.kd_vfac32
-    total = x + e
-    d = x - e
-    d *= d
-    disc = total + total
-    disc += k
-    disc *= k
-    disc += d
-    np.sqrt(disc, out=disc)
-    disc += total
-    disc += k
-    x *= e
-    x += x
-    x /= disc  # disc >= XT + ET > 0 because ET > 0 (IgE production never stops)
-    return x.astype(np.float64), k
+    n = np.shape(xt)[0] if np.ndim(xt) else 1
+    c = np.empty(n)
+    k = np.empty(n, dtype=np.float32)
+    _complex_into(np.reshape(xt, n), np.reshape(et, n), ind, c, _Work(n, complex_only=True), k)
+    return c, k
 
 
 def binding(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -254,9 +238,18 @@ def regular_regimen(dose_mg: Any, interval_weeks: Any, weeks: Any) -> list[DoseE
     return out
 
 
-def observables(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> dict[str, np.ndarray]:
-    """Free IgE (ng/mL), total IgE (ng/mL) and total omalizumab (ug/mL) from the state amounts."""
-    x, e, c = binding(xt, et, ind)
+def observables(
+    xt: np.ndarray, et: np.ndarray, ind: Individuals, state: State | None = None
+) -> dict[str, np.ndarray]:
+    """Free IgE (ng/mL), total IgE (ng/mL) and total omalizumab (ug/mL) from the state amounts.
+
+    With ``state`` (whose xt/et are the arrays given) its cached complex is used instead of recomputing it.
+    """
+    if state is None:
+        x, e, c = binding(xt, et, ind)
+    else:
+        c, _ = state.complex_and_k(ind)
+        x, e = xt - c, et - c
     cc = c / ind.v_c
     return {
         "free_ige_ng_ml": e / ind.v_e * ind.mw_e,
@@ -302,6 +295,7 @@ def integrate(
     steps_per_day: int = DEFAULT_STEPS_PER_DAY,
     refine_substeps: int = REFINE_SUBSTEPS,
     on_step: Callable[[float, list[State], list[Individuals]], None] | None = None,
+    on_chunk: Callable[[float, int, State, Individuals], None] | None = None,
     record_every_steps: int | None = None,
     chunk_size: int = CHUNK_SIZE,
     threads: int = 1,
@@ -311,10 +305,13 @@ def integrate(
     Patients whose free IgE is still above REFINE_FREE_FRACTION of total IgE when a dose is given (the first
     dose, a dose after a long gap, hyper-IgE) are stepped with ``refine_substeps`` sub-steps per base step for
     the next REFINE_DAYS days: that is when their free IgE falls by one to two orders of magnitude in a day.
-    Patients are stepped in cache-sized chunks (optionally on ``threads`` threads; numpy releases the GIL);
-    ``on_step(t, states, individuals)`` is called after every base step with the per-chunk states; with
-    ``record_every_steps`` the observables at t = 0, k*record_every_steps base steps ... are returned.
-    Dose days must lie on the base grid.
+    The refined patients of all chunks are pooled (and re-chunked) so that a handful of them per chunk does
+    not cost a full set of numpy calls per chunk and sub-step. Patients are stepped in cache-sized chunks
+    (optionally on ``threads`` threads; numpy releases the GIL); every patient's arithmetic is elementwise,
+    so results do not depend on ``chunk_size`` or ``threads``. After every base step
+    ``on_chunk(t, i, state, individuals)`` is called for each chunk ``i`` (on the worker threads) and then
+    ``on_step(t, states, individuals)`` with all per-chunk states; with ``record_every_steps`` the observables
+    at t = 0, k*record_every_steps base steps ... are returned. Dose days must lie on the base grid.
     """
     n_steps_dec = Decimal(days) * steps_per_day
     if n_steps_dec != n_steps_dec.to_integral_value() or n_steps_dec < 0:
@@ -327,30 +324,24 @@ def integrate(
             raise InvalidInput("dose day", f"{ev.day} is not on the 1/{steps_per_day}-day grid")
         dose_at.setdefault(int(k), []).append(ev.dose_mg)
     h = 1.0 / steps_per_day
+    chunk_size = max(1, int(chunk_size))
     bounds = [(a, min(a + chunk_size, ind.n)) for a in range(0, ind.n, chunk_size)] or [(0, 0)]
     inds = [ind.take(slice(a, b)) for a, b in bounds]
     states = [initial_state(c) for c in inds]
     steppers = [_Stepper(c, h) for c in inds]
     refine_until = -1
     refine_steps = int(np.ceil(REFINE_DAYS * steps_per_day))
-    refine: list[tuple[np.ndarray, _Stepper] | None] = [None] * len(inds)
-    pool = ThreadPoolExecutor(threads) if threads > 1 and len(inds) > 1 else None
     m_sub = max(1, refine_substeps)
+    refine: _Refined | None = None
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(inds) > 1 else None
 
-    def advance(i: int, refining: bool) -> None:
-        st = states[i]
-        sub = refine[i] if refining else None
-        if sub is not None:
-            idx, stepper = sub
-            part = State(st.depot_mg[idx], st.xt[idx], st.et[idx])
-        steppers[i].step(st)
-        if sub is not None:
-            for _ in range(m_sub):
-                stepper.step(part)
-            st.depot_mg[idx], st.xt[idx], st.et[idx] = part.depot_mg, part.xt, part.et
-            c, k = part.complex_and_k(stepper.ind)
-            assert st.c is not None and st.k is not None
-            st.c[idx], st.k[idx] = c, k
+    def run(tasks: list[Callable[[], None]]) -> None:
+        if pool is None or len(tasks) < 2:
+            for task in tasks:
+                task()
+        else:
+            for fut in [pool.submit(task) for task in tasks]:
+                fut.result()
 
     times: list[float] = []
     records: list[dict[str, np.ndarray]] = []
@@ -360,28 +351,40 @@ def integrate(
                 times.append(step * h)
                 records.append(
                     concat_observables(
-                        [observables(s_.xt, s_.et, c) for s_, c in zip(states, inds, strict=True)]
+                        [observables(s_.xt, s_.et, c, s_) for s_, c in zip(states, inds, strict=True)]
                     )
                 )
             if step == n_steps:
                 break
             if step in dose_at:
-                for i, ((a, b), s_, c) in enumerate(zip(bounds, states, inds, strict=True)):
+                picks = []
+                for (a, b), s_, c in zip(bounds, states, inds, strict=True):
                     for dose in dose_at[step]:
                         d = np.asarray(dose, dtype=float)
                         s_.depot_mg = s_.depot_mg + (d[a:b] if d.ndim else d)
-                    _, e, _ = binding(s_.xt, s_.et, c)
-                    idx = np.flatnonzero(e > REFINE_FREE_FRACTION * s_.et)
-                    refine[i] = (idx, _Stepper(c.take(idx), h / m_sub)) if idx.size else None
+                    cc, _ = s_.complex_and_k(c)
+                    picks.append(np.flatnonzero(s_.et - cc > REFINE_FREE_FRACTION * s_.et))
+                refine = _Refined.build(picks, states, inds, h / m_sub, chunk_size)
                 refine_until = step + refine_steps
-            refining = step < refine_until
-            if pool is None:
-                for i in range(len(inds)):
-                    advance(i, refining)
-            else:
-                list(pool.map(lambda i: advance(i, refining), range(len(inds))))  # noqa: B023
+            refining = refine if step < refine_until else None
+            tasks: list[Callable[[], None]] = [
+                functools.partial(stp.step, s_) for stp, s_ in zip(steppers, states, strict=True)
+            ]
+            if refining is not None:
+                tasks += refining.tasks(m_sub)
+            run(tasks)
+            if refining is not None:
+                refining.scatter(states)
+            t_now = (step + 1) * h
+            if on_chunk is not None:
+                run(
+                    [
+                        functools.partial(on_chunk, t_now, i, s_, c)
+                        for i, (s_, c) in enumerate(zip(states, inds, strict=True))
+                    ]
+                )
             if on_step is not None:
-                on_step((step + 1) * h, states, inds)
+                on_step(t_now, states, inds)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -389,9 +392,120 @@ def integrate(
     return np.asarray(times), records, final
 
 
+@dataclass
+class _Refined:
+    """Patients of all chunks stepped with sub-steps after a dose, pooled into groups of <= chunk_size.
+
+    ``picks[i]`` are the local indices in chunk i; the groups hold their own states between base steps
+    (the chunks' base step for these patients is overwritten by ``scatter``).
+    """
+
+    picks: list[np.ndarray]
+    groups: list[tuple[State, _Stepper]]
+
+    @classmethod
+    def build(
+        cls, picks: list[np.ndarray], states: list[State], inds: list[Individuals], h: float, size: int
+    ) -> _Refined | None:
+        total = sum(p.size for p in picks)
+        if total == 0:
+            return None
+        fields = ("ka", "cl_x", "v_x", "cl_e", "cl_c", "r", "v_c", "kd0", "ige0_ng_ml")
+        used = [(p, s, c) for p, s, c in zip(picks, states, inds, strict=True) if p.size]
+        state_cat = {
+            f: np.concatenate([getattr(s, f)[p] for p, s, _ in used]) for f in ("depot_mg", "xt", "et")
+        }
+        par_cat = {f: np.concatenate([getattr(c, f)[p] for p, _, c in used]) for f in fields}
+        proto = inds[0]
+        groups = []
+        for a in range(0, total, size):
+            sl = slice(a, min(a + size, total))
+            ind = Individuals(
+                alpha=proto.alpha, mw_x=proto.mw_x, mw_e=proto.mw_e, **{f: v[sl] for f, v in par_cat.items()}
+            )
+            st = State(*(state_cat[f][sl].copy() for f in ("depot_mg", "xt", "et")))
+            groups.append((st, _Stepper(ind, h)))
+        return cls(picks, groups)
+
+    def tasks(self, m_sub: int) -> list[Callable[[], None]]:
+        def sub_steps(st: State, stepper: _Stepper) -> None:
+            for _ in range(m_sub):
+                stepper.step(st)
+
+        return [functools.partial(sub_steps, st, stp) for st, stp in self.groups]
+
+    def scatter(self, states: list[State]) -> None:
+        """Write the groups' states (and cached complex/Kd term) back into the chunks."""
+        cat = {
+            f: np.concatenate([getattr(st, f) for st, _ in self.groups]) for f in ("depot_mg", "xt", "et")
+        }
+        c_k = [st.complex_and_k(stp.ind) for st, stp in self.groups]
+        cat["c"] = np.concatenate([c for c, _ in c_k])
+        cat["k"] = np.concatenate([k for _, k in c_k])
+        a = 0
+        for p, s_ in zip(self.picks, states, strict=True):
+            if p.size == 0:
+                continue
+            b = a + p.size
+            for f, v in cat.items():
+                getattr(s_, f)[p] = v[a:b]
+            a = b
+
+
 def concat_observables(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join per-chunk observables into one array per quantity."""
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class _Work:
+    """Scratch buffers of one stepper (one chunk), reused at every step: no per-step allocation."""
+
+    def __init__(self, n: int, *, complex_only: bool = False) -> None:
+        f64 = ("xf", "ef", "c", "dx", "de", "tmp", "lam", "e1", "e2", "n1", "n2", "n3", "n4", "y", "xa")
+        for name in () if complex_only else f64:
+            setattr(self, name, np.empty(n))
+        for name in ("x32", "e32", "k32", "s32", "d32", "t32"):
+            setattr(self, name, np.empty(n, dtype=np.float32))
+
+
+def _complex_into(
+    xt: np.ndarray,
+    et: np.ndarray,
+    ind: Individuals,
+    c: np.ndarray,
+    w: _Work,
+    k_out: np.ndarray | None = None,
+) -> np.ndarray:
+    """`_complex_and_k` written into buffers: the complex (f64) into ``c``, k (float32) into ``k_out``
+    (default: a scratch buffer), which is returned. Clamping after the cast to float32 equals clamping
+    before it (rounding is monotone and 0 and 1e-12 are kept), and is several times cheaper."""
+    x, e, s, d, t = w.x32, w.e32, w.s32, w.d32, w.t32
+    k = w.k32 if k_out is None else k_out
+    np.copyto(x, xt, casting="same_kind")
+    np.maximum(x, np.float32(0.0), out=x)  # an RK stage may undershoot zero; no drug means no complex
+    np.copyto(e, et, casting="same_kind")
+    np.maximum(e, np.float32(1e-12), out=e)
+    np.divide(x, e, out=k)
+    k += np.float32(1e-30)
+    np.log(k, out=k)
+    k *= np.float32(ind.alpha)
+    np.exp(k, out=k)
+    k *= ind.kd_vfac32
+    np.add(x, e, out=s)
+    np.subtract(x, e, out=d)
+    d *= d
+    np.add(s, s, out=t)
+    t += k
+    t *= k
+    t += d
+    np.sqrt(t, out=t)
+    t += s
+    t += k
+    x *= e
+    x += x
+    x /= t
+    np.copyto(c, x)
+    return k
 
 
 class _Stepper:
@@ -400,50 +514,112 @@ class _Stepper:
     XT is integrated as B = XT + depot (nmol), whose derivative has no absorption term, with the depot known
     exactly at every stage, so fast absorption (large ka) costs no accuracy. For ET the local stiffness
     lam = -d(dET/dt)/dET (`et_stiffness`) is frozen in an integrating factor, which keeps high-IgE patients
-    (fast free-IgE turnover, little of it bound) stable at day-sized steps.
+    (fast free-IgE turnover, little of it bound) stable at day-sized steps. All stage arithmetic runs in
+    place in per-chunk scratch buffers (`_Work`); only the new state arrays are allocated.
     """
 
     def __init__(self, ind: Individuals, h: float) -> None:
         self.ind, self.h = ind, h
-        self.half, self.full = np.exp(-ind.ka * h / 2.0), np.exp(-ind.ka * h)
         self.to_nmol = 1000.0 / ind.mw_x
+        self.half = np.exp(-ind.ka * h / 2.0) * self.to_nmol  # depot mg -> nmol still there at h/2
+        self.full = np.exp(-ind.ka * h)
+        self.full_nmol = self.full * self.to_nmol
+        self.kc_minus_ke = ind.kc - ind.ke
+        self.w = _Work(ind.n)
+
+    def _stage(self, xt: np.ndarray, et: np.ndarray, c: np.ndarray, k: np.ndarray | None = None) -> None:
+        """Rates into w.dx (elimination of XT, positive) and w.de (dET/dt); with ``k`` also w.lam."""
+        ind, w = self.ind, self.w
+        xf, ef, tmp = w.xf, w.ef, w.tmp
+        np.subtract(xt, c, out=xf)
+        np.maximum(xf, 0.0, out=xf)
+        np.subtract(et, c, out=ef)
+        if k is not None:  # stiffness ke (1 - c') + kc c' with c' = xf / (xf + ef + k)
+            lam = w.lam
+            np.add(xf, ef, out=lam)
+            lam += k
+            np.divide(xf, lam, out=lam)
+            lam *= self.kc_minus_ke
+            lam += ind.ke
+        np.multiply(xf, ind.kx, out=w.dx)
+        np.multiply(c, ind.kc, out=tmp)
+        w.dx += tmp
+        np.multiply(ef, ind.ke, out=w.de)
+        w.de += tmp
+        np.subtract(ind.r, w.de, out=w.de)
 
     def step(self, st: State) -> None:
-        ind, h = self.ind, self.h
-        d0 = st.depot_mg * self.to_nmol
-        d_half, d_full = d0 * self.half, d0 * self.full
-        b = st.xt + d0
-        et = st.et
+        ind, h, w = self.ind, self.h, self.w
+        d_half = st.depot_mg * self.half  # nmol
+        d_full = st.depot_mg * self.full_nmol
+        b = st.depot_mg * self.to_nmol
+        b += st.xt
+        xt, et = st.xt, st.et
         c1, kk = st.complex_and_k(ind)
-        k1x, k1e = _rates(st.xt, et, c1, ind)
-        # Frozen linear rate for the integrating factor: the local stiffness of the ET equation.
-        lam = et_stiffness(st.xt, et, c1, kk, ind)
-        e2 = np.exp((-0.5 * h) * lam.astype(np.float32)).astype(np.float64)
-        e1 = e2 * e2
-        n1 = k1e + lam * et
-        y2 = e2 * (et + 0.5 * h * n1)
-        k2x, k2e = rhs(b + 0.5 * h * k1x - d_half, y2, ind)
-        n2 = k2e + lam * y2
-        y3 = e2 * et + 0.5 * h * n2
-        k3x, k3e = rhs(b + 0.5 * h * k2x - d_half, y3, ind)
-        n3 = k3e + lam * y3
-        y4 = e1 * et + h * e2 * n3
-        k4x, k4e = rhs(b + h * k3x - d_full, y4, ind)
-        n4 = k4e + lam * y4
-        k2x += k3x
-        k2x *= 2.0
-        k1x += k2x
-        k1x += k4x
-        b += (h / 6.0) * k1x
+        self._stage(xt, et, c1, kk)
+        kx_sum = w.dx.copy()  # sum of XT elimination rates with RK4 weights 1, 2, 2, 1
+        lam, e1, e2, xa, y = w.lam, w.e1, w.e2, w.xa, w.y
+        np.multiply(lam, -0.5 * h, out=w.t32)
+        np.exp(w.t32, out=w.t32)
+        np.copyto(e2, w.t32)
+        np.multiply(e2, e2, out=e1)
+        n1, n2, n3, n4 = w.n1, w.n2, w.n3, w.n4
+        # stage 2
+        np.multiply(lam, et, out=n1)
+        n1 += w.de
+        np.multiply(n1, 0.5 * h, out=y)
+        y += et
+        y *= e2
+        np.multiply(w.dx, -0.5 * h, out=xa)
+        xa += b
+        xa -= d_half
+        _complex_into(xa, y, ind, w.c, w)
+        self._stage(xa, y, w.c)
+        np.multiply(lam, y, out=n2)
+        n2 += w.de
+        kx_sum += w.dx
+        kx_sum += w.dx
+        # stage 3
+        np.multiply(e2, et, out=y)
+        np.multiply(n2, 0.5 * h, out=w.tmp)
+        y += w.tmp
+        np.multiply(w.dx, -0.5 * h, out=xa)
+        xa += b
+        xa -= d_half
+        _complex_into(xa, y, ind, w.c, w)
+        self._stage(xa, y, w.c)
+        np.multiply(lam, y, out=n3)
+        n3 += w.de
+        kx_sum += w.dx
+        kx_sum += w.dx
+        # stage 4
+        np.multiply(e2, n3, out=y)
+        y *= h
+        np.multiply(e1, et, out=w.tmp)
+        y += w.tmp
+        np.multiply(w.dx, -h, out=xa)
+        xa += b
+        xa -= d_full
+        _complex_into(xa, y, ind, w.c, w)
+        self._stage(xa, y, w.c)
+        np.multiply(lam, y, out=n4)
+        n4 += w.de
+        kx_sum += w.dx
+        # combine
+        kx_sum *= -h / 6.0
+        b += kx_sum
         b -= d_full
         st.xt = np.maximum(b, 0.0, out=b)
         n2 += n3
-        n2 *= 2.0 * e2
+        n2 *= 2.0
+        n2 *= e2
         n1 *= e1
         n1 += n2
         n1 += n4
         n1 *= h / 6.0
-        n1 += e1 * et
-        st.et = np.maximum(n1, 0.0, out=n1)
+        new_et = np.multiply(e1, et)
+        new_et += n1
+        st.et = np.maximum(new_et, 0.0, out=new_et)
         st.depot_mg = st.depot_mg * self.full
-        st.c, st.k = _complex_and_k(st.xt, st.et, ind)  # reused by the next step and by observers
+        st.c, st.k = np.empty(ind.n), np.empty(ind.n, dtype=np.float32)
+        _complex_into(st.xt, st.et, ind, st.c, w, st.k)  # reused by the next step and by observers
