@@ -20,11 +20,15 @@ class Report:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, float, float | None, str]] = []
 
-    def add(self, bench: str, case: str, seconds: float, baseline: float | None = None, note: str = "") -> None:
+    def add(
+        self, bench: str, case: str, seconds: float, baseline: float | None = None, note: str = ""
+    ) -> None:
         self.rows.append((bench, case, seconds, baseline, note))
         ratio = f"{baseline / seconds:.1f}x" if baseline else "-"
-        console.print(f"[bold]{bench}[/] {case}: {seconds:.3f} s  baseline={baseline if baseline else '-'}  "
-                      f"speed-up={ratio}  {note}")
+        console.print(
+            f"[bold]{bench}[/] {case}: {seconds:.3f} s  baseline={baseline if baseline else '-'}  "
+            f"speed-up={ratio}  {note}"
+        )
 
     def table(self) -> Table:
         t = Table(title="immunoplan benchmarks")

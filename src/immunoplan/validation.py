@@ -33,7 +33,9 @@ def check_range(
     """Return ``value`` if it is a finite number within [low, high]; raise `InvalidInput` naming the field."""
     lo_br = "[" if low_inclusive else "("
     hi_br = "]" if high_inclusive else ")"
-    accepted = f"{lo_br}{_fmt(low) if low is not None else '-inf'}, {_fmt(high) if high is not None else 'inf'}{hi_br}"
+    lo_text = _fmt(low) if low is not None else "-inf"
+    hi_text = _fmt(high) if high is not None else "inf"
+    accepted = f"{lo_br}{lo_text}, {hi_text}{hi_br}"
     if unit:
         accepted += f" {unit}"
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):

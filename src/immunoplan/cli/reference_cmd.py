@@ -9,7 +9,9 @@ from immunoplan import reference
 from immunoplan.cli.output import JSON_OPTION_HELP, console, emit
 from immunoplan.errors import InvalidInput, ReferenceDataError
 
-ref_app = typer.Typer(help="The versioned reference data (tables, rules, coefficients) with source and status.")
+ref_app = typer.Typer(
+    help="The versioned reference data (tables, rules, coefficients) with source and status."
+)
 
 
 def catalogue() -> list[dict[str, str]]:

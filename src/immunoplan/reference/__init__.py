@@ -4,8 +4,9 @@ Each file in ``reference/data/`` is a JSON object with at least::
 
     {"id": "...", "version": "YYYY.MM.N", "title": "...", "source": "...", "status": "VERIFIED", ...}
 
-``status`` is one of VERIFIED (read in the cited source), SECONDARY (read in a quotation), COMPUTED (arithmetic
-from verified numbers) or UNVERIFIED (not confirmed: never used to dose a patient without a recorded override).
+``status`` is one of VERIFIED (read in the cited source), SECONDARY (read in a quotation), COMPUTED
+(arithmetic from verified numbers) or UNVERIFIED (not confirmed: never used to dose a patient without a
+recorded override).
 Nested items (rules, cells, rows) may carry their own ``status`` and ``source``; `Basis` is what every
 recommendation echoes back so a clinician can see which table, rule and source it came from.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -63,7 +64,7 @@ def available() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict[str, Any]:
     """Load and validate ``reference/data/<name>.json``. Cached; treat the result as read-only."""
     path = resources.files(__package__).joinpath("data", f"{name}.json")
@@ -82,7 +83,9 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
-def basis(name: str, rule: str | None = None, *, status: str | None = None, source: str | None = None) -> Basis:
+def basis(
+    name: str, rule: str | None = None, *, status: str | None = None, source: str | None = None
+) -> Basis:
     """The `Basis` of reference file ``name`` (optionally naming one rule, with its own status/source)."""
     d = load(name)
     return Basis(
