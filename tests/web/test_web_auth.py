@@ -200,3 +200,17 @@ def test_serve_starts_uvicorn_with_demo_accounts(
         assert {u.username for u in users.list()} == {name for name, _ in DEMO_ACCOUNTS.values()}
     finally:
         registry.dispose()
+
+
+def test_rate_limiter_forgets_expired_keys() -> None:
+    from immunoplan.web.security import LoginRateLimiter
+
+    now = [0.0]
+    limiter = LoginRateLimiter(max_failures=2, window_s=10, clock=lambda: now[0])
+    limiter.MAX_KEYS = 5
+    for i in range(6):
+        limiter.failure(f"user:{i}")
+    now[0] = 100.0  # all expired
+    limiter.failure("user:new")
+    assert set(limiter._failures) == {"user:new"}
+    assert not limiter.blocked("user:0")

@@ -122,8 +122,14 @@ class LoginRateLimiter:
     def blocked(self, *keys: str) -> bool:
         return any(len(self._recent(k)) >= self.max_failures for k in keys)
 
+    MAX_KEYS = 10_000  # memory bound: forget expired keys when this many are tracked
+
     def failure(self, *keys: str) -> None:
         now = self.clock()
+        if len(self._failures) > self.MAX_KEYS:
+            for k in list(self._failures):
+                if not self._recent(k):
+                    del self._failures[k]
         for k in keys:
             self._recent(k).append(now)
 
