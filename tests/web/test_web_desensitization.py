@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from web_helpers import WebClient, html_text
 
@@ -168,3 +169,11 @@ def test_absurd_rate_is_refused_before_the_engine_runs(clinician: WebClient) -> 
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "final_rate_ml_h"
     r = clinician.post("/api/desensitization/plan", json={**body, "final_rate_ml_h": 80, "step_minutes": 1e9})
     assert r.status_code == 422
+
+
+@pytest.mark.slow
+def test_nursing_sheet_as_pdf(clinician: WebClient) -> None:
+    _, sid = _session(clinician)
+    r = clinician.get(f"/desensitization/{sid}/sheets/rdd-nursing?format=pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert r.content.startswith(b"%PDF")
