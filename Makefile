@@ -8,7 +8,7 @@ DEMO_DB ?= var/demo.sqlite
 DEMO_OUT ?= var/demo-report
 PYTEST_ARGS ?=
 
-.PHONY: help install demo demo-tour test test-deps test-fast bench lint clean
+.PHONY: help install demo test test-deps test-fast bench lint clean
 
 help:
 	@echo "make demo   - install into .venv and run the demo (main job)"
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/immunoplan demo-tour
+	DEMO_DB=$(DEMO_DB) DEMO_OUT=$(DEMO_OUT) bash scripts/demo.sh
 
 test-deps:
 	bash scripts/install-test-deps.sh

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make demo`: the whole workflow on the embedded SQLite default, then the web app.
+#   1 assess two example patients   2 build the demo registry   3 plan (omalizumab, desensitization, SCIT)
+#   4 what is due in the clinic     5 the cohort report         6 serve the web app (DEMO_SERVE=0 skips it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IP=${IMMUNOPLAN:-.venv/bin/immunoplan}
+DB=${DEMO_DB:-var/demo.sqlite}
+OUT=${DEMO_OUT:-var/demo-report}
+PLANS=${DEMO_PLANS:-var/demo-plans}
+mkdir -p "$(dirname "$DB")" "$OUT" "$PLANS"
+
+step() { printf '\n\033[1;36m== %s ==\033[0m\n' "$*"; }
+
+step "1. Assess: a low-risk adult and a high-risk adolescent"
+"$IP" demo-tour
+
+step "2. Registry: two synthetic cohorts calibrated to seeds 000 and 001 ($DB)"
+"$IP" demo --db "$DB" --replace
+
+step "3a. Plan: omalizumab dose from the US label table"
+"$IP" omalizumab dose --indication asthma --region us --age 30 --weight-kg 65 --total-ige 250
+
+step "3b. Plan: omalizumab concurrent with SCIT (calendar also written as .ics)"
+"$IP" omalizumab schedule --kind concurrent-scit --start 2027-01-04 --age 30 --weight-kg 65 --total-ige 250 \
+  --weeks 12 --ics "$PLANS/omalizumab.ics"
+
+step "3c. Plan: ceftazidime 2 g rapid desensitization, 3 bags / 12 steps (pharmacy + nursing sheet PDF)"
+"$IP" desensitization --drug ceftazidime --dose-mg 2000 --bag-volume-ml 250 --final-rate-ml-h 80 --bags 3 \
+  --start 09:00 --stock-mg-ml 100 --sheet "$PLANS/desensitization-ceftazidime.pdf"
+
+step "3d. Plan: Alutard SQ house dust mite cluster schedule (injection record PDF)"
+"$IP" scit schedule --product alutard-sq-hdm --regimen cluster --start 2027-01-04 --start-time 09:00 \
+  --sheet "$PLANS/scit-cluster.pdf"
+
+step "4. Clinic: injections due or late"
+"$IP" due --db "$DB" --window-days 3
+
+step "5. Analyse: the seed studies' analyses reproduced from the registry"
+"$IP" report --db "$DB" --out "$OUT"
+
+printf '\nPlans and sheets: %s/\nCohort report:    %s/report.html (also report.pdf, tables.xlsx, figures)\n' \
+  "$PLANS" "$OUT"
+
+if [ "${DEMO_SERVE:-1}" != "0" ]; then
+  step "6. Web app (Ctrl-C to stop)"
+  exec "$IP" serve --db "$DB" --host "${DEMO_HOST:-127.0.0.1}" --port "${DEMO_PORT:-8000}" --demo-accounts
+fi
