@@ -59,6 +59,43 @@ def _row(obj: m.Base) -> dict[str, Any]:
     return {c.key: to_jsonable(getattr(obj, c.key)) for c in obj.__mapper__.column_attrs}
 
 
+def _save(s: Session, row: m.Base) -> dict[str, Any]:
+    """Add ``row``, flush (so it gets its id) and return it as a JSON-able dict."""
+    s.add(row)
+    s.flush()
+    return _row(row)
+
+
+def _blank(value: Any) -> bool:
+    return value in (None, "")
+
+
+def _opt_int(field: str, value: Any) -> int | None:
+    return None if _blank(value) else int(ck.to_float(field, value))
+
+
+def _opt_float(field: str, value: Any) -> float | None:
+    return None if _blank(value) else ck.to_float(field, value)
+
+
+def _opt_decimal(field: str, value: Any, *, allow_zero: bool = False) -> Decimal | None:
+    return None if _blank(value) else ck.positive_decimal(field, value, allow_zero=allow_zero)
+
+
+def _opt_course_id(s: Session, course_id: Any) -> int | None:
+    return None if _blank(course_id) else _course(s, course_id).id
+
+
+def _basis_json(basis: Any) -> Any:
+    """The caller's basis as a JSON-able list (a single item is wrapped; None stays None)."""
+    return to_jsonable(basis if isinstance(basis, list) or basis is None else [basis])
+
+
+def _result_basis(basis: Any) -> list[Any] | None:
+    """The basis found in a stored result, as a list (None when empty)."""
+    return basis if isinstance(basis, list) else ([basis] if basis else None)
+
+
 def register_patient(
     reg: Registry,
     actor: str,
@@ -134,8 +171,8 @@ def record_visit(
     """Record a visit (baseline, week12, week24, week48, month12 ...)."""
     code = ck.choice("code", code, m.VISIT_CODES)
     day = ck.to_date("visit_on", visit_on)
-    wk = None if week in (None, "") else int(ck.to_float("week", week))
-    med = None if medication_score in (None, "") else ck.to_float("medication_score", medication_score)
+    wk = _opt_int("week", week)
+    med = _opt_float("medication_score", medication_score)
     if med is not None and med < 0:
         raise InvalidInput("medication_score", "must not be negative", "[0, inf)")
     with reg.transaction(actor, "record_visit") as s:
@@ -148,11 +185,9 @@ def record_visit(
             medication_score=med,
             notes=notes,
             asthma_step=_int(ck.patient_number("asthma_step", asthma_step)),
-            course_id=_course(s, course_id).id if course_id not in (None, "") else None,
+            course_id=_opt_course_id(s, course_id),
         )
-        s.add(v)
-        s.flush()
-        return _row(v)
+        return _save(s, v)
 
 
 def record_measurement(
@@ -187,14 +222,10 @@ def record_measurement(
             measured_on=day,
             reference_equation=reference_equation,
             method=method,
-            pct_predicted=None
-            if pct_predicted in (None, "")
-            else ck.to_float("pct_predicted", pct_predicted),
-            z_score=None if z_score in (None, "") else ck.to_float("z_score", z_score),
+            pct_predicted=_opt_float("pct_predicted", pct_predicted),
+            z_score=_opt_float("z_score", z_score),
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def record_questionnaire(
@@ -222,9 +253,7 @@ def record_questionnaire(
             completed_on=day,
             items=items,
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def _assessment_engine() -> Any:
@@ -279,7 +308,7 @@ def assess(
             actor=actor,
             inputs=to_jsonable(inputs),
             result=data,
-            course_id=_course(s, course_id).id if course_id not in (None, "") else None,
+            course_id=_opt_course_id(s, course_id),
             age_group=_find(data, "age_group"),
             risk_tier=_find(data, "risk_tier", "tier"),
             sige_class=_find(data, "sige_class"),
@@ -287,11 +316,9 @@ def assess(
             sige_kua_l=_num(inputs.get("sige_kua_l", inputs.get("sige"))),
             total_ige_iu_ml=_num(inputs.get("total_ige_iu_ml", inputs.get("total_ige"))),
             advice=_find(data, "advice", "recommendation"),
-            basis=basis if isinstance(basis, list) else ([basis] if basis else None),
+            basis=_result_basis(basis),
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def _num(x: Any) -> float | None:
@@ -329,7 +356,7 @@ def plan_course(
             "omalizumab_timing", "must be pre or concurrent when with_omalizumab", "pre, concurrent"
         )
     start = ck.to_date("started_on", started_on) if started_on else None
-    interval = None if interval_days in (None, "") else int(ck.to_float("interval_days", interval_days))
+    interval = _opt_int("interval_days", interval_days)
     if interval is not None and interval < 1:
         raise InvalidInput("interval_days", "must be at least 1", "[1, inf)")
     with reg.transaction(actor, "plan_course") as s:
@@ -345,18 +372,14 @@ def plan_course(
             omalizumab_timing=timing,
             status=ck.choice("status", status, m.COURSE_STATUSES),
             started_on=start,
-            target_dose=ck.positive_decimal("target_dose", target_dose)
-            if target_dose not in (None, "")
-            else None,
+            target_dose=_opt_decimal("target_dose", target_dose),
             dose_unit=dose_unit,
             interval_days=interval,
             next_due_on=start,
             plan=to_jsonable(plan) if plan is not None else None,
-            basis=to_jsonable(basis if isinstance(basis, list) or basis is None else [basis]),
+            basis=_basis_json(basis),
         )
-        s.add(c)
-        s.flush()
-        return _row(c)
+        return _save(s, c)
 
 
 def record_injection(
@@ -380,7 +403,7 @@ def record_injection(
     course's target dose marks ``target_reached``."""
     when = ck.to_datetime("given_at", given_at)
     d = ck.positive_decimal("dose", dose)
-    vol = ck.positive_decimal("volume_ml", volume_ml) if volume_ml not in (None, "") else None
+    vol = _opt_decimal("volume_ml", volume_ml)
     unit = ck.not_empty("dose_unit", dose_unit)
     with reg.transaction(actor, "record_injection") as s:
         c = _course(s, course_id)
@@ -440,15 +463,11 @@ def record_omalizumab(
             dose_mg=dose,
             site=site,
             lot=lot,
-            course_id=_course(s, course_id).id if course_id not in (None, "") else None,
-            interval_weeks=None
-            if interval_weeks in (None, "")
-            else int(ck.to_float("interval_weeks", interval_weeks)),
-            basis=to_jsonable(basis if isinstance(basis, list) or basis is None else [basis]),
+            course_id=_opt_course_id(s, course_id),
+            interval_weeks=_opt_int("interval_weeks", interval_weeks),
+            basis=_basis_json(basis),
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def start_desensitization(
@@ -478,7 +497,7 @@ def start_desensitization(
             target_dose_mg=target,
             protocol=protocol,
             plan=to_jsonable(plan) if plan is not None else None,
-            basis=to_jsonable(basis if isinstance(basis, list) or basis is None else [basis]),
+            basis=_basis_json(basis),
         )
         s.add(row)
         if c.status == "planned":
@@ -524,14 +543,12 @@ def record_step(
             dose_mg=dose,
             cumulative_dose_mg=cumulative,
             status=status,
-            bag=None if bag in (None, "") else int(ck.to_float("bag", bag)),
-            rate_ml_h=ck.positive_decimal("rate_ml_h", rate_ml_h) if rate_ml_h not in (None, "") else None,
-            minutes=ck.positive_decimal("minutes", minutes) if minutes not in (None, "") else None,
+            bag=_opt_int("bag", bag),
+            rate_ml_h=_opt_decimal("rate_ml_h", rate_ml_h),
+            minutes=_opt_decimal("minutes", minutes),
             started_at=ck.to_datetime("started_at", started_at) if started_at else None,
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def _grade(scale: str, findings: list[str], treatments: list[str]) -> dict[str, Any] | None:
@@ -640,11 +657,9 @@ def record_reaction(
             scale_version=scale_version,
             treatment=treatment,
             outcome=outcome,
-            basis=to_jsonable(basis if isinstance(basis, list) or basis is None else [basis]),
+            basis=_basis_json(basis),
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def record_dose_decision(
@@ -677,13 +692,11 @@ def record_dose_decision(
             inputs=to_jsonable(inputs),
             override_reason=override_reason,
             dose_unit=dose_unit,
-            dose=ck.positive_decimal("dose", dose, allow_zero=True) if dose not in (None, "") else None,
-            course_id=_course(s, course_id).id if course_id not in (None, "") else None,
-            basis=basis if isinstance(basis, list) else ([basis] if basis else None),
+            dose=_opt_decimal("dose", dose, allow_zero=True),
+            course_id=_opt_course_id(s, course_id),
+            basis=_result_basis(basis),
         )
-        s.add(row)
-        s.flush()
-        return _row(row)
+        return _save(s, row)
 
 
 def list_due_injections(
