@@ -239,13 +239,15 @@ def simulate_population(
     record_every_days: Any = None,
     progress: Callable[[float], None] | None = None,
     threads: int | None = None,
-    chunk_size: int = pkpd.CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> PopulationResult:
     """Simulate every patient in ``ind`` and keep percentiles over time plus per-patient summaries.
 
     ``threads`` (default: ``default_threads()``) and ``chunk_size`` change the speed, not the results.
     """
     threads = default_threads() if threads is None else max(1, int(threads))
+    if chunk_size is None:
+        chunk_size = pkpd.balanced_chunk_size(ind.n, threads)
     days_d = Decimal(days)
     check_range("days", days_d, 1, 3650, unit="days")
     if record_every_days is None:  # daily for small runs; percentiles of big ones cost a sort each

@@ -95,10 +95,13 @@ def simulate(
     ige_range_iu_ml: Sequence[Any] | None = None,
     record_every_days: Any = None,
     progress: Callable[[float], None] | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     inputs: dict[str, Any] | None = None,
 ) -> SimulationResult:
-    """Run the model. Without ``population``: one typical patient (no inter-individual variability)."""
+    """Run the model. Without ``population``: one typical patient (no inter-individual variability).
+
+    ``threads`` (default: the usable CPUs, `population.default_threads`) changes the speed, not the result.
+    """
     model = check_choice("model", model, pkpd.MODELS)
     weeks_d = check_range(
         "weeks", to_decimal("weeks", weeks), 0, MAX_WEEKS, low_inclusive=False, unit="weeks"
