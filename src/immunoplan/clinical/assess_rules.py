@@ -200,3 +200,15 @@ def choice(field: str, value: Any, choices: Sequence[str]) -> str:
     if isinstance(value, str):
         value = value.strip().lower()
     return check_choice(field, value, tuple(choices))
+
+
+def optional_choice(field: str, value: Any, choices: Sequence[str]) -> str | None:
+    """Like `choice`, but ``None`` passes through (input not given)."""
+    return None if value is None else choice(field, value, choices)
+
+
+class InputRecord:
+    """Base of the frozen validated-input dataclasses: ``to_dict`` gives the field values."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

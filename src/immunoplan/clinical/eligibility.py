@@ -16,10 +16,11 @@ from immunoplan.clinical.assess_rules import (
     IGE_MAX,
     WEIGHT_KG,
     FiredRule,
+    InputRecord,
     age_years,
-    choice,
     evaluate,
     fire,
+    optional_choice,
     optional_number,
 )
 from immunoplan.reference import load
@@ -30,7 +31,7 @@ ANSWERS = ("eligible", "not-eligible", "insufficient-data")
 
 
 @dataclass(frozen=True)
-class EligibilityInput:
+class EligibilityInput(InputRecord):
     """Validated eligibility inputs; ``None`` means not known."""
 
     age_years: Decimal
@@ -42,9 +43,6 @@ class EligibilityInput:
     severity: str | None = None
     uncontrolled: bool | None = None
     ocs_dependent: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def validate_eligibility_input(
@@ -68,7 +66,7 @@ def validate_eligibility_input(
         ),
         feno_ppb=optional_number("feno_ppb", feno, Decimal(0), FENO_MAX, unit="ppb"),
         perennial_sensitization=perennial_sensitization,
-        severity=None if severity is None else choice("severity", severity, SEVERITIES),
+        severity=optional_choice("severity", severity, SEVERITIES),
         uncontrolled=uncontrolled,
         ocs_dependent=ocs_dependent,
     )

@@ -18,10 +18,11 @@ from immunoplan.clinical import biomarkers
 from immunoplan.clinical.assess_rules import (
     PERCENT_PREDICTED_MAX,
     FiredRule,
+    InputRecord,
     age_years,
-    choice,
     evaluate,
     fire,
+    optional_choice,
     optional_number,
 )
 from immunoplan.reference import load
@@ -33,7 +34,7 @@ PRETREATMENT = ("not-needed", "consider", "recommended")
 
 
 @dataclass(frozen=True)
-class RiskInput:
+class RiskInput(InputRecord):
     """Validated inputs (see `validate_risk_input`)."""
 
     age_years: Decimal
@@ -43,9 +44,6 @@ class RiskInput:
     asthma_control: str | None = None
     fev1_percent_predicted: Decimal | None = None
     beta_blocker: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def validate_risk_input(
@@ -63,9 +61,7 @@ def validate_risk_input(
         total_ige_iu_ml=biomarkers.total_ige_iu_ml(total_ige),
         sige_kua_l=biomarkers.sige_kua_l(sige),
         allergen=(allergen or "mite").strip().lower(),
-        asthma_control=None
-        if asthma_control is None
-        else choice("asthma_control", asthma_control, ASTHMA_CONTROL),
+        asthma_control=optional_choice("asthma_control", asthma_control, ASTHMA_CONTROL),
         fev1_percent_predicted=optional_number(
             "fev1_percent_predicted", fev1_percent_predicted, Decimal(0), PERCENT_PREDICTED_MAX, unit="%"
         ),
