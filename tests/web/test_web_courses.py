@@ -247,3 +247,23 @@ def test_injection_day_for_a_course_stored_without_a_web_plan(nurse: WebClient, 
     expected = to_jsonable(scit_next_dose(history, date.today()))
     text = html_text(nurse.get(f"/patients/{pid}/courses/{cid}/injection-day").text)
     assert expected["rule"]["id"] in text and f"{expected['dose']['dose']} SQ-U" in text
+
+
+def test_unverified_omalizumab_table_needs_a_recorded_override(clinician: WebClient) -> None:
+    pid = _patient(clinician)
+    base = {
+        **RUSH,
+        "region": "eu",
+        "age_years": "30",
+        "weight_kg": "70",
+        "total_ige_iu_ml": "300",
+        "action": "preview",
+    }
+    text = html_text(clinician.post(f"/patients/{pid}/courses", base).text)
+    assert "unverified-table" in text and "Omalizumab not scheduled" in text
+    text = html_text(
+        clinician.post(
+            f"/patients/{pid}/courses", {**base, "omalizumab_override_reason": "checked against the SmPC"}
+        ).text
+    )
+    assert "450 mg every 4 weeks" in text and "UNVERIFIED cell shown under override" in text

@@ -28,6 +28,7 @@ router = APIRouter()
 KIND_OF_REGIMEN = {"rush": "RIT", "cluster": "cluster", "conventional": "SCIT"}
 OMALIZUMAB_MODES = ("none", "pre", "concurrent")
 PLAN_FIELDS = (
+    "omalizumab_override_reason",
     "product",
     "regimen",
     "start",
@@ -148,6 +149,7 @@ def _request_from_form(f: forms.FormState) -> dict[str, Any]:
         "weight_kg": f.parse("weight_kg", forms.number_text("weight_kg", optional=True)),
         "total_ige_iu_ml": f.parse("total_ige_iu_ml", forms.number_text("total_ige_iu_ml", optional=True)),
         "region": f.parse("region", forms.choice("region", ("us", "eu"))),
+        "omalizumab_override_reason": f.parse("omalizumab_override_reason", lambda t: t or None),
     }
     return req
 
@@ -266,6 +268,7 @@ class CourseIn(BaseModel):
     weight_kg: float | None = Field(None, gt=0, le=500)
     total_ige_iu_ml: float | None = Field(None, ge=0, le=1e7)
     region: Literal["us", "eu"] = "us"
+    omalizumab_override_reason: str | None = Field(None, max_length=500)
     save: bool = False
 
 
