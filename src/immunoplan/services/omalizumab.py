@@ -25,7 +25,7 @@ from immunoplan.clinical.omalizumab.nomogram import Nomogram
 from immunoplan.clinical.omalizumab.redosing import ige_for_dosing, redose_for_weight_change
 from immunoplan.clinical.omalizumab.schedules import KINDS, Schedule
 from immunoplan.clinical.omalizumab.simulation import SimulationResult
-from immunoplan.clinical.omalizumab.tables import DoseResult, lookup_dose
+from immunoplan.clinical.omalizumab.tables import lookup_dose
 from immunoplan.errors import InvalidInput
 from immunoplan.validation import check_choice
 
@@ -41,26 +41,9 @@ __all__ = [
 ]
 
 
-def label_dose(
-    indication: str,
-    region: str,
-    age_years: Any,
-    weight_kg: Any,
-    total_ige_iu_ml: Any,
-    *,
-    override_reason: str | None = None,
-    csu_dose_mg: int | None = None,
-) -> DoseResult:
-    """Label-table dose (status dose / do-not-dose / outside-table / unverified-table)."""
-    return lookup_dose(
-        indication,
-        region,
-        age_years,
-        weight_kg,
-        total_ige_iu_ml,
-        override_reason=override_reason,
-        csu_dose_mg=csu_dose_mg,
-    )
+# The label-table dose (status dose / do-not-dose / outside-table / unverified-table) is the clinical core's
+# `lookup_dose` itself: same arguments, same result.
+label_dose = lookup_dose
 
 
 def simulate(
