@@ -118,7 +118,7 @@ class _Tracker:
     h: float
     pool: ThreadPoolExecutor
     nadir: np.ndarray = field(init=False)
-    below_days: np.ndarray = field(init=False)
+    below_steps: np.ndarray = field(init=False)  # base steps ending below each target, per patient
     trough: np.ndarray = field(init=False)
     mid: np.ndarray = field(init=False)
     times: list[float] = field(default_factory=list)
@@ -127,7 +127,7 @@ class _Tracker:
 
     def __post_init__(self) -> None:
         self.nadir = np.full(self.n, np.inf)
-        self.below_days = np.zeros((len(self.targets), self.n))
+        self.below_steps = np.zeros((len(self.targets), self.n), dtype=np.int32)
         self.trough = np.full(self.n, np.nan)
         self.mid = np.full(self.n, np.nan)
         self.obs = self._new_obs()  # t = 0 is always recorded
@@ -154,8 +154,8 @@ class _Tracker:
             nadir = self.nadir[a:b]
             np.minimum(nadir, free, out=nadir)
             for i, target in enumerate(self.targets):
-                below = self.below_days[i, a:b]
-                np.add(below, self.h, out=below, where=free < target)
+                below = self.below_steps[i, a:b]
+                np.add(below, free < target, out=below)
         key = round(t, 9)
         if key in self.troughs:
             self.trough[a:b] = free
@@ -294,5 +294,5 @@ def simulate_population(
         "mid_interval_free_ige_ng_ml": tr.mid,
     }
     for i, target in enumerate(tr.targets):
-        per_patient[f"days_below_{target:g}_ng_ml"] = tr.below_days[i]
+        per_patient[f"days_below_{target:g}_ng_ml"] = tr.below_steps[i] * tr.h
     return PopulationResult(model, ind.n, seed, np.asarray(tr.times), series, per_patient, tr.targets, total)
