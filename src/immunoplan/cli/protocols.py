@@ -43,13 +43,36 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     return t
 
 
+def _columns(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[Any]]:
+    """Table rows: the values of ``keys`` from each item, in order."""
+    return [[item[k] for k in keys] for item in items]
+
+
+_BAG_COLUMNS = ("bag", "dilution", "volume_ml", "concentration_mg_ml", "mg_in_bag", "volume_infused_ml")
+_STEP_COLUMNS = ("step", "bag", "rate_ml_h", "minutes", "volume_ml", "dose_mg", "cumulative_mg")
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _write_sheet(sheet: str, kind: str, data: dict[str, Any], page_size: str, as_json: bool) -> str:
+    """Write the ``kind`` sheet(s) for ``data`` to ``sheet`` (.pdf or .html); say where unless ``--json``."""
+    from immunoplan.sheets import write_sheet
+
+    path = write_sheet(sheet, kind, data, page_size=page_size)
+    if not as_json:
+        err_console.print(f"sheet written: {path}")
+    return str(path)
+
+
 def _print_basis_and_warnings(d: dict[str, Any]) -> None:
     for b in d.get("basis", []) or []:
         console.print(
             f"[dim]basis: {b['id']} v{b['version']} {b.get('rule') or ''} [{b['status']}] {b['source']}[/dim]"
         )
-    for w in d.get("warnings", []) or []:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    _print_warnings(d.get("warnings", []) or [])
 
 
 def _render_rdd(result: Any) -> None:
@@ -60,39 +83,17 @@ def _render_rdd(result: Any) -> None:
     console.print(
         _table(
             "Bags",
-            ["bag", "dilution", "volume_ml", "concentration_mg_ml", "mg_in_bag", "volume_infused_ml"],
-            [
-                [
-                    b[k]
-                    for k in (
-                        "bag",
-                        "dilution",
-                        "volume_ml",
-                        "concentration_mg_ml",
-                        "mg_in_bag",
-                        "volume_infused_ml",
-                    )
-                ]
-                for b in d["bags"]
-            ],
+            list(_BAG_COLUMNS),
+            _columns(d["bags"], _BAG_COLUMNS),
         )
     )
     console.print(
         _table(
             "Steps",
-            ["step", "bag", "rate_ml_h", "minutes", "volume_ml", "dose_mg", "cumulative_mg", "start"],
+            [*_STEP_COLUMNS, "start"],
             [
-                [
-                    s["step"],
-                    s["bag"],
-                    s["rate_ml_h"],
-                    s["minutes"],
-                    s["volume_ml"],
-                    s["dose_mg"],
-                    s["cumulative_mg"],
-                    s["start_clock"] or f"+{num(s['start_minute'], 1)} min",
-                ]
-                for s in d["steps"]
+                [*row, s["start_clock"] or f"+{num(s['start_minute'], 1)} min"]
+                for row, s in zip(_columns(d["steps"], _STEP_COLUMNS), d["steps"], strict=True)
             ],
         )
     )
@@ -142,19 +143,8 @@ def _render_rdd(result: Any) -> None:
             console.print(
                 _table(
                     f"Resume at step {res['restart_at_step']} (minutes from resumption)",
-                    ["#", "bag", "rate_ml_h", "minutes", "volume_ml", "dose_mg", "cumulative_mg"],
-                    [
-                        [
-                            s["step"],
-                            s["bag"],
-                            s["rate_ml_h"],
-                            s["minutes"],
-                            s["volume_ml"],
-                            s["dose_mg"],
-                            s["cumulative_mg"],
-                        ]
-                        for s in res["steps"]
-                    ],
+                    ["#", *_STEP_COLUMNS[1:]],
+                    _columns(res["steps"], _STEP_COLUMNS),
                 )
             )
             console.print(
@@ -162,8 +152,7 @@ def _render_rdd(result: Any) -> None:
                 f"over target {num(res['excess_over_target_mg'], 4)}"
                 f" mg; feasible: {res['feasible']} {'; '.join(res['problems'])}"
             )
-        for w in rp.get("warnings", []):
-            console.print(f"[yellow]warning:[/yellow] {w}")
+        _print_warnings(rp.get("warnings", []))
     _print_basis_and_warnings(d)
 
 
@@ -258,8 +247,7 @@ def _render_next_dose(result: Any) -> None:
             ],
         )
     )
-    for w in d["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    _print_warnings(d["warnings"])
 
 
 def _render_oit(result: Any) -> None:
@@ -391,11 +379,7 @@ def register(app: typer.Typer) -> None:
             region=region,
         )
         if sheet:
-            from immunoplan.sheets import write_sheet
-
-            path = write_sheet(sheet, "scit", result.to_dict(), page_size=page_size)
-            if not as_json:
-                err_console.print(f"sheet written: {path}")
+            _write_sheet(sheet, "scit", result.to_dict(), page_size, as_json)
         emit(result, as_json, _render_scit_schedule)
 
     @scit.command("next-dose")
@@ -580,10 +564,5 @@ def register(app: typer.Typer) -> None:
                 chosen=choose,
             ).to_dict()
         if sheet:
-            from immunoplan.sheets import write_sheet
-
-            path = write_sheet(sheet, "rdd", out, page_size=page_size)
-            out["sheet"] = str(path)
-            if not as_json:
-                err_console.print(f"sheet written: {path}")
+            out["sheet"] = _write_sheet(sheet, "rdd", out, page_size, as_json)
         emit(out, as_json, _render_rdd)
