@@ -214,3 +214,21 @@ def test_rate_limiter_forgets_expired_keys() -> None:
     limiter.failure("user:new")
     assert set(limiter._failures) == {"user:new"}
     assert not limiter.blocked("user:0")
+
+
+def test_audit_trail_never_holds_a_password_hash(app: Any) -> None:
+    from sqlalchemy import select
+
+    from immunoplan.registry.models import AuditEntry
+
+    ctx = app.state.ctx
+    user = auth.add_user(ctx.users, ctx.passwords, "hashcheck", "long enough password", "nurse", "admin1")
+    auth.change_password(ctx.users, ctx.passwords, "hashcheck", "another long password", "admin1")
+    new_hash = ctx.users.get("hashcheck").password_hash
+    with ctx.registry.session() as s:
+        rows = s.scalars(select(AuditEntry).where(AuditEntry.table_name == "users")).all()
+    text = repr([(r.before, r.after) for r in rows])
+    assert user.password_hash not in text and new_hash not in text and "$argon2" not in text
+    mine = [r for r in rows if r.row_id == user.id]
+    assert [(r.action, r.actor) for r in mine] == [("insert", "admin1"), ("update", "admin1")]
+    assert mine[1].after == {"password_hash": "(changed)"}
