@@ -177,3 +177,16 @@ def test_nursing_sheet_as_pdf(clinician: WebClient) -> None:
     r = clinician.get(f"/desensitization/{sid}/sheets/rdd-nursing?format=pdf")
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
     assert r.content.startswith(b"%PDF")
+
+
+def test_steps_are_given_in_order_and_stop_after_a_reaction(clinician: WebClient, nurse: WebClient) -> None:
+    _, sid = _session(clinician)
+    page = nurse.get(f"/desensitization/{sid}").text
+    assert page.count("Mark given") == 1 and "Mark step 1 given" in page  # only the next step
+    r = nurse.post(f"/desensitization/{sid}/steps/3")
+    assert r.status_code == 422 and "the next step is 1" in r.text
+    assert nurse.post(f"/desensitization/{sid}/steps/1").status_code == 200
+    nurse.post(f"/desensitization/{sid}/reactions", {"step_no": "2", "severity": "moderate"})
+    r = nurse.post(f"/desensitization/{sid}/steps/2")
+    assert r.status_code == 422 and "stopped this protocol" in r.text
+    assert "Mark given" not in nurse.get(f"/desensitization/{sid}").text

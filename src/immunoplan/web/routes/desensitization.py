@@ -244,6 +244,8 @@ def _session_context(request: Request, session_id: int, **extra: Any) -> dict[st
     sess = _load(request, session_id)
     ctx = {
         "title": f"Desensitization · {sess['pseudo_id']}",
+        "next_step": next_step(sess),
+        "stopped": any(r["status"] != "given" for r in sess["recorded"].values()),
         "s": sess,
         "r": sess["result"],
         "replans": _replans(sess),
@@ -270,6 +272,12 @@ def _step(sess: dict[str, Any], step_no: int) -> dict[str, Any]:
     return steps[step_no - 1]
 
 
+def next_step(sess: dict[str, Any]) -> int | None:
+    """The first step of the plan not yet recorded (None when all are)."""
+    n = len(sess["result"].get("steps", []))
+    return next((i for i in range(1, n + 1) if i not in sess["recorded"]), None)
+
+
 def mark_step(request: Request, session_id: int, step_no: int, status: str = "given") -> int:
     """Record a step of the stored plan (dose, bag, rate, minutes as planned) at the current time."""
     sess = _load(request, session_id)
@@ -279,9 +287,21 @@ def mark_step(request: Request, session_id: int, step_no: int, status: str = "gi
             "this plan uses UNVERIFIED data and has no recorded override: it cannot be "
             "given (re-plan with an override reason)",
         )
-    if step_no in sess["recorded"]:
-        return int(sess["recorded"][step_no]["id"])
+    if step_no in sess["recorded"] and (status != "given" or sess["recorded"][step_no]["status"] == "given"):
+        return int(sess["recorded"][step_no]["id"])  # already recorded: idempotent
     st = _step(sess, step_no)
+    if status == "given":
+        if any(r["status"] != "given" for r in sess["recorded"].values()):
+            raise InvalidInput(
+                "step_no",
+                "a breakthrough reaction stopped this protocol: follow the re-planned "
+                "protocol shown below (its steps are not recorded here)",
+            )
+        expected = next_step(sess)
+        if step_no != expected:
+            raise InvalidInput(
+                "step_no", f"steps are given in order: the next step is {expected}", str(expected)
+            )
     row = records.record_step(
         registry_of(request),
         actor_of(request),
