@@ -94,7 +94,7 @@ def test_online_summaries_equal_those_from_full_trajectories() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(values=st.lists(st.floats(1e-3, 1e6), min_size=2, max_size=300))
-def test_partition_percentiles_equal_numpy_percentile(values: list[float]) -> None:
+def test_sorted_percentiles_equal_numpy_percentile(values: list[float]) -> None:
     v = np.array(values)
     obs = {k: v for k in pop.OBSERVABLES}
     got = pop._percentiles(obs)["free_ige_ng_ml"]

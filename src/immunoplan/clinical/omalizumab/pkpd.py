@@ -37,7 +37,7 @@ DEFAULT_STEPS_PER_DAY = 1
 REFINE_SUBSTEPS = 8
 REFINE_DAYS = 3
 REFINE_FREE_FRACTION = 0.25
-CHUNK_SIZE = 16384  # patients per chunk at most; float32 stage buffers of a chunk stay in L2/L3
+CHUNK_SIZE = 32768  # patients per chunk at most: fewer numpy calls per patient; buffers stay in L3
 
 
 def model_spec(model: str) -> dict[str, Any]:

@@ -107,7 +107,7 @@ class _Tracker:
 
     Updated chunk by chunk (``record_chunk``, on the integrator's worker threads: chunks write disjoint
     slices), then once per step (``finish``). Percentiles are computed on a background thread (numpy
-    partitions release the GIL) while stepping goes on.
+    sorts release the GIL) while stepping goes on.
     """
 
     n: int
@@ -179,21 +179,21 @@ class _Tracker:
 
 
 def _percentiles(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """5/50/95th percentiles (numpy's default linear interpolation) of the float32-rounded values; a single
-    patient's values are returned as they are. One ``np.partition`` on the needed order statistics gives
-    exactly the values a full sort would, in linear time."""
+    """5/50/95th percentiles (numpy's default linear interpolation) from one float32 sort per observable;
+    a single patient's values are returned as they are. (numpy's SIMD sort of 10^5 float32 takes ~0.6 ms,
+    less than ``np.partition`` with several kth; only the needed order statistics are cast back.)"""
     out = {}
-    pos = np.asarray(PERCENTILES, dtype=float) / 100.0
     for k in OBSERVABLES:
         v = obs[k]
         if v.size == 1:
             out[k] = v.copy()
             continue
-        p = (v.size - 1) * pos
-        lo = np.floor(p).astype(int)
+        srt = np.sort(v.astype(np.float32))
+        pos = (v.size - 1) * np.asarray(PERCENTILES, dtype=float) / 100.0
+        lo = np.floor(pos).astype(int)
         hi = np.minimum(lo + 1, v.size - 1)
-        part = np.partition(v.astype(np.float32), np.unique(np.concatenate([lo, hi]))).astype(np.float64)
-        out[k] = part[lo] + (part[hi] - part[lo]) * (p - lo)
+        low, high = srt[lo].astype(np.float64), srt[hi].astype(np.float64)
+        out[k] = low + (high - low) * (pos - lo)
     return out
 
 
