@@ -5,14 +5,21 @@ IMMUNOPLAN_DATABASE_URL) and ``--json``."""
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from immunoplan.cli.output import JSON_OPTION_HELP, console, emit
 from immunoplan.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from immunoplan.registry.db import Registry
 
 db_app = typer.Typer(help="Create, migrate, back up and restore the registry database.", no_args_is_help=True)
 export_app = typer.Typer(
@@ -45,6 +52,35 @@ def default_actor(actor: str | None) -> str:
         return "cli"
 
 
+@contextmanager
+def opened(db: Path | None, url: str | None) -> Iterator[Registry]:
+    """The registry chosen by ``--db``/``--url``, disposed of when the block ends."""
+    from immunoplan.registry.db import open_registry
+
+    reg = open_registry(target(db, url))
+    try:
+        yield reg
+    finally:
+        reg.dispose()
+
+
+def _print_table(
+    title: str,
+    columns: Iterable[str],
+    rows: Iterable[Iterable[Any]],
+    *,
+    right: tuple[str, ...] = (),
+    out: Console | None = None,
+) -> None:
+    """Print a Rich table (cells as text; the ``right`` columns right-aligned)."""
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        t.add_row(*(str(x) for x in row))
+    (out or console).print(t)
+
+
 def _kv(title: str) -> Any:
     def render(result: dict[str, Any]) -> None:
         t = Table(title=title, show_header=False)
@@ -59,13 +95,10 @@ def _kv(title: str) -> Any:
 @db_app.command("init")
 def db_init(db: Path = DB_OPT, url: str = URL_OPT, as_json: bool = JSON_OPT) -> None:
     """Create the registry (if missing) and bring its schema to the newest revision."""
-    from immunoplan.registry.db import current_revision, open_registry
+    from immunoplan.registry.db import current_revision
 
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         result = {"url": _safe_url(reg.url), "dialect": reg.dialect, "revision": current_revision(reg.engine)}
-    finally:
-        reg.dispose()
     emit(result, as_json, _kv("registry ready"))
 
 
@@ -122,30 +155,20 @@ def db_restore(
 @db_app.command("info")
 def db_info(db: Path = DB_OPT, url: str = URL_OPT, as_json: bool = JSON_OPT) -> None:
     """Row counts per table and patients per cohort/study group."""
-    from immunoplan.registry.db import open_registry
     from immunoplan.registry.summary import registry_summary
 
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         result = registry_summary(reg)
-    finally:
-        reg.dispose()
     emit(result, as_json, render_summary)
 
 
 def render_summary(result: dict[str, Any]) -> None:
-    t = Table(title="registry tables")
-    t.add_column("table")
-    t.add_column("rows", justify="right")
-    for name, n in result["tables"].items():
-        t.add_row(name, str(n))
-    console.print(t)
-    g = Table(title="patients by cohort and study group")
-    for col in ("cohort", "study group", "patients"):
-        g.add_column(col)
-    for row in result["groups"]:
-        g.add_row(row["cohort"], str(row["study_group"]), str(row["patients"]))
-    console.print(g)
+    _print_table("registry tables", ("table", "rows"), result["tables"].items(), right=("rows",))
+    _print_table(
+        "patients by cohort and study group",
+        ("cohort", "study group", "patients"),
+        ((row["cohort"], row["study_group"], row["patients"]) for row in result["groups"]),
+    )
 
 
 def _safe_url(url: str) -> str:
@@ -232,29 +255,18 @@ def due(
     as_json: bool = JSON_OPT,
 ) -> None:
     """List due and late immunotherapy injections."""
-    from immunoplan.registry.db import open_registry
     from immunoplan.services.records import list_due_injections
 
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         rows = list_due_injections(reg, as_of=as_of, window_days=window_days, grace_days=grace_days)
-    finally:
-        reg.dispose()
 
     def render(r: dict[str, Any]) -> None:
-        t = Table(title=f"injections due by {r['as_of'] or 'today'}")
-        for col in ("patient", "course", "kind", "due on", "days overdue", "status"):
-            t.add_column(col)
-        for x in r["injections"]:
-            t.add_row(
-                x["pseudo_id"],
-                str(x["course_id"]),
-                x["kind"],
-                x["next_due_on"],
-                str(x["days_overdue"]),
-                x["status"],
-            )
-        console.print(t)
+        keys = ("pseudo_id", "course_id", "kind", "next_due_on", "days_overdue", "status")
+        _print_table(
+            f"injections due by {r['as_of'] or 'today'}",
+            ("patient", "course", "kind", "due on", "days overdue", "status"),
+            ([x[k] for k in keys] for x in r["injections"]),
+        )
 
     emit({"as_of": as_of, "injections": rows}, as_json, render)
 
@@ -276,35 +288,32 @@ def import_cmd(
     import sys
 
     from immunoplan.cli.output import dumps, err_console
-    from immunoplan.registry.db import open_registry
     from immunoplan.registry.importing import ImportRejected, import_file
 
-    reg = open_registry(target(db, url))
-    try:
-        report = import_file(reg, file, default_actor(actor), table=table)
-    except ImportRejected as exc:
-        errors = [e.to_dict() for e in exc.errors]
-        if as_json:
-            print(dumps({"file": str(file), "status": "rejected", "errors": errors}))
-        else:
-            t = Table(title=f"{len(errors)} problem(s) in {file.name}: nothing imported")
-            for col in ("table", "row", "column", "reason"):
-                t.add_column(col)
-            for e in errors:
-                t.add_row(e["table"], str(e["row"]), e["column"], e["reason"])
-            err_console.print(t)
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    finally:
-        reg.dispose()
+    with opened(db, url) as reg:
+        try:
+            report = import_file(reg, file, default_actor(actor), table=table)
+        except ImportRejected as exc:
+            errors = [e.to_dict() for e in exc.errors]
+            if as_json:
+                print(dumps({"file": str(file), "status": "rejected", "errors": errors}))
+            else:
+                columns = ("table", "row", "column", "reason")
+                _print_table(
+                    f"{len(errors)} problem(s) in {file.name}: nothing imported",
+                    columns,
+                    ([e[k] for k in columns] for e in errors),
+                    out=err_console,
+                )
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
 
     def render(r: dict[str, Any]) -> None:
-        t = Table(title=f"imported {r['file']}")
-        for col in ("table", "inserted", "updated", "unchanged"):
-            t.add_column(col)
-        for name, c in r["tables"].items():
-            t.add_row(name, str(c["inserted"]), str(c["updated"]), str(c["unchanged"]))
-        console.print(t)
+        _print_table(
+            f"imported {r['file']}",
+            ("table", "inserted", "updated", "unchanged"),
+            ((name, c["inserted"], c["updated"], c["unchanged"]) for name, c in r["tables"].items()),
+        )
 
     emit(report, as_json, render)
 
@@ -319,14 +328,10 @@ def export_tables_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Export registry tables (all but users) as CSV files or one XLSX workbook."""
-    from immunoplan.registry.db import open_registry
     from immunoplan.registry.exporting import export_tables
 
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         result = export_tables(reg, out, fmt, list(table) if table else None)
-    finally:
-        reg.dispose()
     emit(result, as_json, _rows_table("exported"))
 
 
@@ -338,14 +343,10 @@ def export_research_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """De-identified research export: no names, birth dates or ids; dates shifted per patient; ages capped."""
-    from immunoplan.registry.db import open_registry
     from immunoplan.registry.exporting import export_research
 
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         result = export_research(reg, out)
-    finally:
-        reg.dispose()
     result["rows"] = result.pop("tables")
     emit(result, as_json, _rows_table("de-identified export"))
 
@@ -362,14 +363,10 @@ def export_fhir_cmd(
     MedicationAdministration, AdverseEvent), validated with fhir.resources."""
     import json
 
-    from immunoplan.registry.db import open_registry
     from immunoplan.registry.fhir import export_bundle
 
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         bundle = export_bundle(reg, pseudo_ids=list(patient) if patient else None)
-    finally:
-        reg.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(bundle, indent=1))
     counts: dict[str, int] = {}
@@ -388,29 +385,25 @@ def import_fhir_cmd(
     """Load a FHIR R4 Bundle into the registry (one transaction)."""
     import json
 
-    from immunoplan.registry.db import open_registry
     from immunoplan.registry.fhir import import_bundle
 
     try:
         data = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
         raise InvalidInput("file", f"cannot read a JSON bundle: {exc}") from None
-    reg = open_registry(target(db, url))
-    try:
+    with opened(db, url) as reg:
         counts = import_bundle(reg, data, default_actor(actor))
-    finally:
-        reg.dispose()
     emit({"file": str(file), "rows": counts}, as_json, _rows_table("FHIR bundle imported"))
 
 
 def _rows_table(title: str) -> Any:
     def render(r: dict[str, Any]) -> None:
-        t = Table(title=f"{title}: {r.get('out') or r.get('file')}")
-        t.add_column("table / resource")
-        t.add_column("rows", justify="right")
-        for name, n in r["rows"].items():
-            t.add_row(name, str(n))
-        console.print(t)
+        _print_table(
+            f"{title}: {r.get('out') or r.get('file')}",
+            ("table / resource", "rows"),
+            r["rows"].items(),
+            right=("rows",),
+        )
 
     return render
 
