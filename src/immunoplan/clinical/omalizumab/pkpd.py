@@ -478,16 +478,20 @@ class _Work:
             setattr(self, name, np.empty(n, dtype=np.float32))
         for name in ("x32", "e32", "k32", "s32", "d32", "t32"):
             setattr(self, name, np.empty(n, dtype=np.float32))
+        # floors as arrays: np.maximum with an array is ~4x faster than with a scalar (SIMD loop)
+        self.zero32 = np.zeros(n, dtype=np.float32)
+        self.tiny32 = np.full(n, 1e-12, dtype=np.float32)
 
 
-def _to32(src: np.ndarray, out: np.ndarray, floor: float) -> np.ndarray:
-    """max(src, floor) as float32 into ``out``. Clamping after the cast equals clamping before it (rounding
-    is monotone and the floors are kept) and is several times cheaper than a casting ``np.maximum``."""
+def _to32(src: np.ndarray, out: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """max(src, floor) as float32 into ``out`` (``floor``: a float32 array of one value). Clamping after the
+    cast equals clamping before it (rounding is monotone and the floors are kept) and is several times
+    cheaper than a casting ``np.maximum``."""
     if src.dtype == np.float32:
-        np.maximum(src, np.float32(floor), out=out)
+        np.maximum(src, floor, out=out)
     else:
         np.copyto(out, src, casting="same_kind")
-        np.maximum(out, np.float32(floor), out=out)
+        np.maximum(out, floor, out=out)
     return out
 
 
@@ -502,8 +506,8 @@ def _complex_into(
     """`_complex_and_k` in float32 buffers: the complex into ``c`` (float32 or float64), k into ``k_out``
     (default: a scratch buffer), which is returned."""
     s, d, t = w.s32, w.d32, w.t32
-    x = _to32(xt, w.x32, 0.0)  # an RK stage may undershoot zero; no drug means no complex
-    e = _to32(et, w.e32, 1e-12)
+    x = _to32(xt, w.x32, w.zero32)  # an RK stage may undershoot zero; no drug means no complex
+    e = _to32(et, w.e32, w.tiny32)
     k = w.k32 if k_out is None else k_out
     np.divide(x, e, out=k)
     k += np.float32(1e-30)  # XT = 0 gives X_C = 0 whatever Kd is; the floor only avoids log(0)
@@ -511,19 +515,19 @@ def _complex_into(
     k *= np.float32(ind.alpha)
     np.exp(k, out=k)
     k *= ind.kd_vfac32
-    np.add(x, e, out=s)
+    # X_C = XT ET / (S/2 + sqrt(D/4)) with D/4 = ((XT - ET + k)/2)^2 + ET k and S/2 = (XT - ET + k)/2 + ET:
+    # the same root as above with every term of D non-negative (no cancellation), in fewer passes.
     np.subtract(x, e, out=d)
-    d *= d
-    np.add(s, s, out=t)
-    t += k
-    t *= k
-    t += d
-    np.sqrt(t, out=t)
+    d += k
+    d *= np.float32(0.5)
+    np.multiply(d, d, out=t)
+    np.multiply(e, k, out=s)
     t += s
-    t += k
+    np.sqrt(t, out=t)
+    t += d
+    t += e
     x *= e
-    x += x
-    np.divide(x, t, out=c)  # t >= XT + ET > 0 because ET > 0 (IgE production never stops)
+    np.divide(x, t, out=c)  # t >= ET > 0 (IgE production never stops)
     return k
 
 
@@ -555,6 +559,8 @@ class _Stepper:
         self.absorbed_half = -np.expm1(-ind.ka * h / 2.0) * to_nmol
         self.absorbed_full = -np.expm1(-ind.ka * h) * to_nmol
         self.full = np.exp(-ind.ka * h)
+        self.absorbed_half32 = self.absorbed_half.astype(np.float32)
+        self.absorbed_full32 = self.absorbed_full.astype(np.float32)
         f32 = np.float32
         self.kx, self.ke, self.kc = ind.kx.astype(f32), ind.ke.astype(f32), ind.kc.astype(f32)
         self.r = ind.r.astype(f32)
@@ -564,6 +570,8 @@ class _Stepper:
         self.bf = np.empty(ind.n, dtype=f32)
         self.et = np.empty(ind.n, dtype=f32)
         self.xt = np.empty(ind.n, dtype=f32)
+        self.f64 = np.empty(ind.n)  # float32 -> float64 staging (mixed-type ufuncs are 3x slower)
+        self.zero64 = np.zeros(ind.n)
 
     def _stage(self, xt: np.ndarray, et: np.ndarray, c: np.ndarray, k: np.ndarray | None = None) -> None:
         """Rates into w.dx (elimination of XT, positive) and w.de (dET/dt); with ``k`` also w.lam, the
@@ -571,7 +579,7 @@ class _Stepper:
         w = self.w
         xf, ef, tmp = w.xf, w.ef, w.tmp
         np.subtract(xt, c, out=xf)
-        np.maximum(xf, np.float32(0.0), out=xf)
+        np.maximum(xf, w.zero32, out=xf)
         np.subtract(et, c, out=ef)
         if k is not None:
             lam = w.lam
@@ -602,13 +610,14 @@ class _Stepper:
         xt, et = st.xt, st.et
         bf = st.depot_mg * self.absorbed_full
         bf += xt  # float64: becomes the new XT
-        np.copyto(self.bf, bf, casting="same_kind")
-        bh = st.depot_mg * self.absorbed_half
-        bh += xt
-        np.copyto(self.bh, bh, casting="same_kind")
-        et32, xt32 = self.et, self.xt
+        et32, xt32, d32 = self.et, self.xt, w.tmp
         np.copyto(et32, et, casting="same_kind")
         np.copyto(xt32, xt, casting="same_kind")
+        np.copyto(d32, st.depot_mg, casting="same_kind")
+        np.multiply(d32, self.absorbed_full32, out=self.bf)
+        self.bf += xt32
+        np.multiply(d32, self.absorbed_half32, out=self.bh)
+        self.bh += xt32
         c1, kk = st.complex_and_k(ind)
         self._stage(xt32, et32, c1, kk)
         lam, e1, e2, y = w.lam, w.e1, w.e2, w.y
@@ -654,8 +663,9 @@ class _Stepper:
         kxs += w.dx
         # combine
         kxs *= f32(-h / 6.0)
-        bf += kxs
-        st.xt = np.maximum(bf, 0.0, out=bf)
+        np.copyto(self.f64, kxs)
+        bf += self.f64
+        st.xt = np.maximum(bf, self.zero64, out=bf)
         n2 += n3
         n2 *= e2
         n2 += n2
@@ -663,8 +673,10 @@ class _Stepper:
         n1 += n2
         n1 += n4
         n1 *= f32(h / 6.0)
-        new_et = np.multiply(et, e1)
-        new_et += n1
-        st.et = np.maximum(new_et, 0.0, out=new_et)
+        np.copyto(self.f64, e1)
+        new_et = np.multiply(et, self.f64)
+        np.copyto(self.f64, n1)
+        new_et += self.f64
+        st.et = np.maximum(new_et, self.zero64, out=new_et)
         st.depot_mg = st.depot_mg * self.full
         st.c, st.k = _complex32(st.xt, st.et, ind, w)  # reused by the next step and by observers
