@@ -92,6 +92,70 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, [], {})}
 
 
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _course_key(course_id: int | None) -> str | None:
+    """The course a row belongs to, as the resource id of its Procedure (an extension value)."""
+    return f"courses-{course_id}" if course_id else None
+
+
+def _observation_resource(
+    rid: str,
+    code: dict[str, Any],
+    patient_id: int,
+    visit_id: int | None,
+    day: date,
+    value: dict[str, Any],
+    **more: Any,
+) -> dict[str, Any]:
+    """A final Observation of one patient (optionally at a visit) on ``day``; ``more`` adds elements."""
+    return _clean(
+        {
+            "resourceType": "Observation",
+            "id": rid,
+            "status": "final",
+            "code": code,
+            "subject": _ref("patients", patient_id),
+            "encounter": _ref("visits", visit_id),
+            "effectiveDateTime": day.isoformat(),
+            "valueQuantity": value,
+            **more,
+        }
+    )
+
+
+def _medication_administration(
+    rid: str,
+    medication: str,
+    text: str,
+    patient_id: int,
+    course_id: int | None,
+    given_at: datetime,
+    dose: dict[str, Any],
+    site: str | None,
+    extension: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A completed MedicationAdministration (part of its course's Procedure when it has one)."""
+    return _clean(
+        {
+            "resourceType": "MedicationAdministration",
+            "id": rid,
+            "status": "completed",
+            "medicationCodeableConcept": {
+                "coding": [{"system": SYS + "medication", "code": medication}],
+                "text": text,
+            },
+            "subject": _ref("patients", patient_id),
+            "partOf": [_ref("courses", course_id)] if course_id else None,
+            "effectiveDateTime": _dt(given_at),
+            "dosage": _clean({"dose": dose, "site": {"text": site} if site else None}),
+            "extension": extension,
+        }
+    )
+
+
 # ---------------------------------------------------------------------------------------------- export
 def _patient(p: m.Patient) -> dict[str, Any]:
     return _clean(
@@ -101,7 +165,7 @@ def _patient(p: m.Patient) -> dict[str, Any]:
             "identifier": [{"system": SYS + "pseudo_id", "value": p.pseudo_id}],
             "name": [{"text": p.display_name}] if p.display_name else None,
             "gender": p.sex,
-            "birthDate": p.birth_date.isoformat() if p.birth_date else None,
+            "birthDate": _iso(p.birth_date),
             "extension": _exts(
                 cohort=p.cohort,
                 study_group=p.study_group,
@@ -109,7 +173,7 @@ def _patient(p: m.Patient) -> dict[str, Any]:
                 age_group=p.age_group,
                 height_cm=p.height_cm,
                 asthma_step=p.asthma_step,
-                enrolled_on=p.enrolled_on.isoformat() if p.enrolled_on else None,
+                enrolled_on=_iso(p.enrolled_on),
             ),
         }
     )
@@ -123,50 +187,42 @@ def _observation(x: m.Measurement, spec: dict[str, Any]) -> dict[str, Any]:
         coding.insert(0, {"system": LOINC, "code": hit["loinc"], "display": hit["display"]})
     elif loinc:
         coding.insert(0, {"system": LOINC, "code": loinc, "display": spec.get("loinc_display")})
-    return _clean(
+    return _observation_resource(
+        f"measurements-{x.id}",
         {
-            "resourceType": "Observation",
-            "id": f"measurements-{x.id}",
-            "status": "final",
-            "code": {
-                "coding": [_clean(c) for c in coding],
-                "text": spec["label"] + (f" ({x.allergen})" if x.allergen else ""),
-            },
-            "subject": _ref("patients", x.patient_id),
-            "encounter": _ref("visits", x.visit_id),
-            "effectiveDateTime": x.measured_on.isoformat(),
-            "valueQuantity": {"value": x.value, "unit": x.unit, "system": UCUM, "code": spec["ucum"]},
-            "extension": _exts(
-                allergen=x.allergen or None,
-                pct_predicted=x.pct_predicted,
-                z_score=x.z_score,
-                reference_equation=x.reference_equation,
-                method=x.method,
-            ),
-        }
+            "coding": [_clean(c) for c in coding],
+            "text": spec["label"] + (f" ({x.allergen})" if x.allergen else ""),
+        },
+        x.patient_id,
+        x.visit_id,
+        x.measured_on,
+        {"value": x.value, "unit": x.unit, "system": UCUM, "code": spec["ucum"]},
+        extension=_exts(
+            allergen=x.allergen or None,
+            pct_predicted=x.pct_predicted,
+            z_score=x.z_score,
+            reference_equation=x.reference_equation,
+            method=x.method,
+        ),
     )
 
 
 def _questionnaire(q: m.Questionnaire) -> dict[str, Any]:
-    return _clean(
+    return _observation_resource(
+        f"questionnaires-{q.id}",
         {
-            "resourceType": "Observation",
-            "id": f"questionnaires-{q.id}",
-            "status": "final",
-            "code": {
-                "coding": [{"system": SYS + "questionnaire", "code": q.instrument}],
-                "text": f"{q.instrument} score",
-            },
-            "subject": _ref("patients", q.patient_id),
-            "encounter": _ref("visits", q.visit_id),
-            "effectiveDateTime": q.completed_on.isoformat(),
-            "valueQuantity": {"value": q.score, "unit": "score"},
-            "component": [
-                {"code": {"text": f"item {i}"}, "valueQuantity": {"value": v}}
-                for i, v in enumerate(q.items or [], start=1)
-            ]
-            or None,
-        }
+            "coding": [{"system": SYS + "questionnaire", "code": q.instrument}],
+            "text": f"{q.instrument} score",
+        },
+        q.patient_id,
+        q.visit_id,
+        q.completed_on,
+        {"value": q.score, "unit": "score"},
+        component=[
+            {"code": {"text": f"item {i}"}, "valueQuantity": {"value": v}}
+            for i, v in enumerate(q.items or [], start=1)
+        ]
+        or None,
     )
 
 
@@ -192,9 +248,7 @@ def _allergy(d: m.Diagnosis) -> dict[str, Any]:
                 "text": d.label,
             },
             "patient": _ref("patients", d.patient_id),
-            "extension": _exts(
-                severity=d.severity, system=d.system, onset_on=d.onset_on.isoformat() if d.onset_on else None
-            ),
+            "extension": _exts(severity=d.severity, system=d.system, onset_on=_iso(d.onset_on)),
         }
     )
 
@@ -210,13 +264,7 @@ def _procedure(c: m.Course) -> dict[str, Any]:
                 "text": c.product or c.kind,
             },
             "subject": _ref("patients", c.patient_id),
-            "performedPeriod": _clean(
-                {
-                    "start": c.started_on.isoformat() if c.started_on else None,
-                    "end": c.ended_on.isoformat() if c.ended_on else None,
-                }
-            )
-            or None,
+            "performedPeriod": _clean({"start": _iso(c.started_on), "end": _iso(c.ended_on)}) or None,
             "extension": _exts(
                 allergen=c.allergen,
                 drug=c.drug,
@@ -246,7 +294,7 @@ def _encounter(v: m.Visit) -> dict[str, Any]:
                 week=v.week,
                 asthma_step=v.asthma_step,
                 medication_score=v.medication_score,
-                course=f"courses-{v.course_id}" if v.course_id else None,
+                course=_course_key(v.course_id),
                 notes=v.notes,
             ),
         }
@@ -254,54 +302,37 @@ def _encounter(v: m.Visit) -> dict[str, Any]:
 
 
 def _injection(i: m.Injection, product: str | None) -> dict[str, Any]:
-    return _clean(
-        {
-            "resourceType": "MedicationAdministration",
-            "id": f"injections-{i.id}",
-            "status": "completed",
-            "medicationCodeableConcept": {
-                "coding": [{"system": SYS + "medication", "code": "allergen-extract"}],
-                "text": product or "allergen extract",
-            },
-            "subject": _ref("patients", i.patient_id),
-            "partOf": [_ref("courses", i.course_id)],
-            "effectiveDateTime": _dt(i.given_at),
-            "dosage": _clean(
-                {"dose": {"value": i.dose, "unit": i.dose_unit}, "site": {"text": i.site} if i.site else None}
-            ),
-            "extension": _exts(
-                sequence=i.sequence,
-                phase=i.phase,
-                vial=i.vial,
-                volume_ml=i.volume_ml,
-                lot=i.lot,
-                observed_minutes=i.observed_minutes,
-            ),
-        }
+    return _medication_administration(
+        f"injections-{i.id}",
+        "allergen-extract",
+        product or "allergen extract",
+        i.patient_id,
+        i.course_id,
+        i.given_at,
+        {"value": i.dose, "unit": i.dose_unit},
+        i.site,
+        _exts(
+            sequence=i.sequence,
+            phase=i.phase,
+            vial=i.vial,
+            volume_ml=i.volume_ml,
+            lot=i.lot,
+            observed_minutes=i.observed_minutes,
+        ),
     )
 
 
 def _omalizumab(o: m.OmalizumabAdministration) -> dict[str, Any]:
-    return _clean(
-        {
-            "resourceType": "MedicationAdministration",
-            "id": _rid_of("omalizumab_administrations", o.id),
-            "status": "completed",
-            "medicationCodeableConcept": {
-                "coding": [{"system": SYS + "medication", "code": "omalizumab"}],
-                "text": "omalizumab",
-            },
-            "subject": _ref("patients", o.patient_id),
-            "partOf": [_ref("courses", o.course_id)] if o.course_id else None,
-            "effectiveDateTime": _dt(o.given_at),
-            "dosage": _clean(
-                {
-                    "dose": {"value": o.dose_mg, "unit": "mg", "system": UCUM, "code": "mg"},
-                    "site": {"text": o.site} if o.site else None,
-                }
-            ),
-            "extension": _exts(interval_weeks=o.interval_weeks, lot=o.lot),
-        }
+    return _medication_administration(
+        _rid_of("omalizumab_administrations", o.id),
+        "omalizumab",
+        "omalizumab",
+        o.patient_id,
+        o.course_id,
+        o.given_at,
+        {"value": o.dose_mg, "unit": "mg", "system": UCUM, "code": "mg"},
+        o.site,
+        _exts(interval_weeks=o.interval_weeks, lot=o.lot),
     )
 
 
@@ -333,7 +364,7 @@ def _adverse_event(r: m.Reaction) -> dict[str, Any]:
                 days_from_first_dose=r.days_from_first_dose,
                 treatment=r.treatment,
                 findings=";".join(r.findings) if r.findings else None,
-                course=f"courses-{r.course_id}" if r.course_id else None,
+                course=_course_key(r.course_id),
             ),
         }
     )
@@ -424,6 +455,11 @@ def _dec(v: Any) -> Decimal | None:
     return None if v is None else Decimal(str(v))
 
 
+def _xfloat(res: Any, name: str) -> float | None:
+    v = _x(res, name)
+    return None if v is None else float(v)
+
+
 def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, int]:
     """Load a Bundle made by `export_bundle` into a registry (one transaction); patients already present (same
     pseudo_id) are refused. Returns rows created per table."""
@@ -459,7 +495,7 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                     study_group=_x(r, "study_group"),
                     age_years=_x(r, "age_years"),
                     age_group=_x(r, "age_group"),
-                    height_cm=float(_x(r, "height_cm")) if _x(r, "height_cm") is not None else None,
+                    height_cm=_xfloat(r, "height_cm"),
                     asthma_step=_x(r, "asthma_step"),
                     enrolled_on=_date(_x(r, "enrolled_on")),
                 ),
@@ -519,9 +555,7 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                     visit_on=_date(period.start) if period else None,
                     week=_x(r, "week"),
                     asthma_step=_x(r, "asthma_step"),
-                    medication_score=float(_x(r, "medication_score"))
-                    if _x(r, "medication_score") is not None
-                    else None,
+                    medication_score=_xfloat(r, "medication_score"),
                     course_id=ids.get(_x(r, "course") or ""),
                     notes=_x(r, "notes"),
                 ),
@@ -563,19 +597,20 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
             )
         for r in by_type.get("MedicationAdministration", []):
             drug = _code(r.medicationCodeableConcept, SYS + "medication")
-            course = ids.get(_rid(r.partOf[0]) or "") if r.partOf else None
+            given: dict[str, Any] = {
+                "patient_id": patient(r.subject),
+                "course_id": ids.get(_rid(r.partOf[0]) or "") if r.partOf else None,
+                "given_at": _when(r.effectiveDateTime),
+                "lot": _x(r, "lot"),
+                "site": r.dosage.site.text if r.dosage.site else None,
+            }
             if drug == "omalizumab":
+                dose_mg = _dec(r.dosage.dose.value)
                 add(
                     s,
                     r.id,
                     m.OmalizumabAdministration(
-                        patient_id=patient(r.subject),
-                        course_id=course,
-                        given_at=_when(r.effectiveDateTime),
-                        dose_mg=_dec(r.dosage.dose.value),
-                        interval_weeks=_x(r, "interval_weeks"),
-                        lot=_x(r, "lot"),
-                        site=r.dosage.site.text if r.dosage.site else None,
+                        **given, dose_mg=dose_mg, interval_weeks=_x(r, "interval_weeks")
                     ),
                 )
             else:
@@ -583,18 +618,14 @@ def import_bundle(reg: Registry, data: dict[str, Any], actor: str) -> dict[str, 
                     s,
                     r.id,
                     m.Injection(
-                        patient_id=patient(r.subject),
-                        course_id=course,
-                        given_at=_when(r.effectiveDateTime),
+                        **given,
                         dose=_dec(r.dosage.dose.value),
                         dose_unit=r.dosage.dose.unit,
                         sequence=_x(r, "sequence"),
                         phase=_x(r, "phase"),
                         vial=_x(r, "vial"),
                         volume_ml=_dec(_x(r, "volume_ml")),
-                        lot=_x(r, "lot"),
                         observed_minutes=_x(r, "observed_minutes"),
-                        site=r.dosage.site.text if r.dosage.site else None,
                     ),
                 )
         for r in by_type.get("AdverseEvent", []):
