@@ -13,7 +13,9 @@ with instantaneous binding Kd = C_fX C_fE / C_C and Kd = Kd0 (XT/ET)^alpha. ET(0
 Numerics: the depot is solved exactly; XT + depot by RK4 and ET by integrating-factor RK4 on a fixed 1-day
 grid that lands on every dosing time, with 1/8-day sub-steps for patients whose free IgE is still falling
 steeply after a dose. The complex comes from the cancellation-free root of the binding quadratic. Arrays hold
-one entry per patient, stepped in cache-sized chunks; there is no Python loop over patients.
+one entry per patient, stepped in chunks (on worker threads if asked); there is no Python loop over patients.
+States are float64; the complex and the RK stages are evaluated in float32 in preallocated per-chunk buffers
+(agreement with scipy LSODA stays within 0.2 %, the tests require 1 %).
 """
 
 from __future__ import annotations
