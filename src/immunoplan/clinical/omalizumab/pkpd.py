@@ -179,7 +179,7 @@ def _complex_and_k(xt: np.ndarray, et: np.ndarray, ind: Individuals) -> tuple[np
     n = np.shape(xt)[0] if np.ndim(xt) else 1
     c = np.empty(n)
     k = np.empty(n, dtype=np.float32)
-    _complex_into(np.reshape(xt, n), np.reshape(et, n), ind, c, _Work(n, complex_only=True), k)
+    _complex_into(np.reshape(xt, n), np.reshape(et, n), ind, c, _ComplexWork(n), k)
     return c, k
 
 
@@ -273,7 +273,7 @@ class State:
     def complex_and_k(self, ind: Individuals) -> tuple[np.ndarray, np.ndarray]:
         """Complex and k as float32 arrays (exactly the values `_complex_and_k` casts to float64)."""
         if self.c is None or self.k is None:
-            self.c, self.k = _complex32(self.xt, self.et, ind, _Work(ind.n, complex_only=True))
+            self.c, self.k = _complex32(self.xt, self.et, ind, _ComplexWork(ind.n))
         return self.c, self.k
 
     def free_ige_ng_ml(self, ind: Individuals) -> np.ndarray:
@@ -470,19 +470,31 @@ def concat_observables(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarr
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-class _Work:
-    """Float32 scratch buffers of one stepper (one chunk), reused at every step: no per-step allocation."""
+class _ComplexWork:
+    """Float32 scratch buffers of the binding solve (`_complex_into`) for n patients."""
 
-    NAMES = ("xa", "y", "c", "xf", "ef", "tmp", "dx", "de", "lam", "e1", "e2", "n1", "n2", "n3", "n4", "kxs")
+    def __init__(self, n: int) -> None:
+        def f32() -> np.ndarray:
+            return np.empty(n, dtype=np.float32)
 
-    def __init__(self, n: int, *, complex_only: bool = False) -> None:
-        for name in () if complex_only else self.NAMES:
-            setattr(self, name, np.empty(n, dtype=np.float32))
-        for name in ("x32", "e32", "k32", "s32", "d32", "t32"):
-            setattr(self, name, np.empty(n, dtype=np.float32))
+        self.x32, self.e32, self.k32, self.s32, self.d32, self.t32 = (f32() for _ in range(6))
         # floors as arrays: np.maximum with an array is ~4x faster than with a scalar (SIMD loop)
         self.zero32 = np.zeros(n, dtype=np.float32)
         self.tiny32 = np.full(n, 1e-12, dtype=np.float32)
+
+
+class _Work(_ComplexWork):
+    """Float32 scratch buffers of one stepper (one chunk), reused at every step: no per-step allocation."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+
+        def f32() -> np.ndarray:
+            return np.empty(n, dtype=np.float32)
+
+        self.xa, self.y, self.c, self.xf, self.ef, self.tmp = (f32() for _ in range(6))
+        self.dx, self.de, self.lam, self.e1, self.e2 = (f32() for _ in range(5))
+        self.n1, self.n2, self.n3, self.n4, self.kxs = (f32() for _ in range(5))
 
 
 def _to32(src: np.ndarray, out: np.ndarray, floor: np.ndarray) -> np.ndarray:
@@ -502,7 +514,7 @@ def _complex_into(
     et: np.ndarray,
     ind: Individuals,
     c: np.ndarray,
-    w: _Work,
+    w: _ComplexWork,
     k_out: np.ndarray | None = None,
 ) -> np.ndarray:
     """`_complex_and_k` in float32 buffers: the complex into ``c`` (float32 or float64), k into ``k_out``
@@ -533,7 +545,9 @@ def _complex_into(
     return k
 
 
-def _complex32(xt: np.ndarray, et: np.ndarray, ind: Individuals, w: _Work) -> tuple[np.ndarray, np.ndarray]:
+def _complex32(
+    xt: np.ndarray, et: np.ndarray, ind: Individuals, w: _ComplexWork
+) -> tuple[np.ndarray, np.ndarray]:
     """New float32 arrays (complex, k): the values `_complex_and_k` gives, before its cast to float64."""
     c, k = np.empty(ind.n, dtype=np.float32), np.empty(ind.n, dtype=np.float32)
     _complex_into(xt, et, ind, c, w, k)
