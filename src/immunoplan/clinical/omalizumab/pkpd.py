@@ -371,22 +371,24 @@ def integrate(
                 refine = _Refined.build(picks, states, inds, h / m_sub, chunk_size)
                 refine_until = step + refine_steps
             refining = refine if step < refine_until else None
+            t_now = (step + 1) * h
+            observe_now = on_chunk if refining is None else None  # else: after the scatter
             tasks: list[Callable[[], None]] = [
-                functools.partial(stp.step, s_) for stp, s_ in zip(steppers, states, strict=True)
+                functools.partial(_step_chunk, stp, s_, c, i, t_now, observe_now)
+                for i, (stp, s_, c) in enumerate(zip(steppers, states, inds, strict=True))
             ]
             if refining is not None:
                 tasks += refining.tasks(m_sub)
             run(tasks)
             if refining is not None:
                 refining.scatter(states)
-            t_now = (step + 1) * h
-            if on_chunk is not None:
-                run(
-                    [
-                        functools.partial(on_chunk, t_now, i, s_, c)
-                        for i, (s_, c) in enumerate(zip(states, inds, strict=True))
-                    ]
-                )
+                if on_chunk is not None:
+                    run(
+                        [
+                            functools.partial(on_chunk, t_now, i, s_, c)
+                            for i, (s_, c) in enumerate(zip(states, inds, strict=True))
+                        ]
+                    )
             if on_step is not None:
                 on_step(t_now, states, inds)
     finally:
@@ -394,6 +396,20 @@ def integrate(
             pool.shutdown()
     final = State(*(np.concatenate([getattr(s_, f) for s_ in states]) for f in ("depot_mg", "xt", "et")))
     return np.asarray(times), records, final
+
+
+def _step_chunk(
+    stepper: _Stepper,
+    state: State,
+    ind: Individuals,
+    i: int,
+    t: float,
+    on_chunk: Callable[[float, int, State, Individuals], None] | None,
+) -> None:
+    """One base step of chunk ``i``, then its observer (in the same worker task: one barrier per step)."""
+    stepper.step(state)
+    if on_chunk is not None:
+        on_chunk(t, i, state, ind)
 
 
 def balanced_chunk_size(n: int, threads: int = 1) -> int:
