@@ -18,7 +18,7 @@ Rows are written with bulk core inserts (explicit ids, chunks) in one transactio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -319,75 +319,22 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
             visit_ids = {}
             for vi, (code, week) in enumerate(visits.items()):
                 day = start + timedelta(weeks=week)
-                visit_ids[code] = w.add(
-                    "visits",
-                    patient_id=p_id,
-                    course_id=course,
-                    code=code,
-                    visit_on=day,
-                    week=week,
-                    asthma_step=4,
-                    medication_score=None,
-                    notes=None,
-                )
+                visit_ids[code] = _visit(w, p_id, course, code, day, week, asthma_step=4)
                 for name, spec in c1["outcomes"].items():
                     val = float(values[name][i, vi])
                     if spec["store"] == "questionnaire":
-                        w.add(
-                            "questionnaires",
-                            patient_id=p_id,
-                            visit_id=visit_ids[code],
-                            instrument=name,
-                            completed_on=day,
-                            items=None,
-                            score=val,
-                        )
+                        _questionnaire(w, p_id, visit_ids[code], name, day, val)
                     else:
-                        w.add(
-                            "measurements",
-                            patient_id=p_id,
-                            visit_id=visit_ids[code],
-                            kind=name,
-                            allergen=spec.get("allergen", ""),
-                            value=val,
-                            unit=_unit(name),
-                            measured_on=day,
-                            pct_predicted=None,
-                            z_score=None,
-                            reference_equation=None,
-                            method=None,
+                        _measurement(
+                            w, p_id, visit_ids[code], name, val, day, allergen=spec.get("allergen", "")
                         )
                 if vi == 0:
-                    w.add(
-                        "measurements",
-                        patient_id=p_id,
-                        visit_id=visit_ids[code],
-                        kind="weight_kg",
-                        allergen="",
-                        value=float(weight[i]),
-                        unit="kg",
-                        measured_on=day,
-                        pct_predicted=None,
-                        z_score=None,
-                        reference_equation=None,
-                        method=None,
-                    )
+                    _measurement(w, p_id, visit_ids[code], "weight_kg", float(weight[i]), day, unit="kg")
             injections = _scit_injections(w, syn, p_id, course, start, i)
             if om is not None:
-                for k in range(0, 48 // om[1] + 1):
-                    if k * om[1] >= 48:
-                        break
-                    w.add(
-                        "omalizumab_administrations",
-                        patient_id=p_id,
-                        course_id=course,
-                        given_at=_at(start + timedelta(weeks=k * om[1]), 8, 30),
-                        dose_mg=om[0],
-                        interval_weeks=om[1],
-                        site="upper arm",
-                        lot=None,
-                        basis=[om[2]] if om[2] else None,
-                    )
+                _omalizumab_doses(
+                    w, p_id, course, om, (start + timedelta(weeks=k) for k in range(0, 48, om[1]))
+                )
             treated.append(
                 {"patient_id": p_id, "course": course, "visits": visit_ids, "injections": injections}
             )
@@ -433,6 +380,88 @@ def _graded(scale: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def _unit(kind: str) -> str:
     return str(load("registry_measurements")["kinds"][kind]["unit"])
+
+
+def _visit(
+    w: _Writer,
+    p_id: int,
+    course: int,
+    code: str,
+    day: date,
+    week: int,
+    asthma_step: int | None,
+    medication_score: float | None = None,
+) -> int:
+    return w.add(
+        "visits",
+        patient_id=p_id,
+        course_id=course,
+        code=code,
+        visit_on=day,
+        week=week,
+        asthma_step=asthma_step,
+        medication_score=medication_score,
+        notes=None,
+    )
+
+
+def _measurement(
+    w: _Writer,
+    p_id: int,
+    visit_id: int,
+    kind: str,
+    value: float,
+    day: date,
+    *,
+    allergen: str = "",
+    unit: str | None = None,
+    method: str | None = None,
+) -> None:
+    """One result (unit: the registry's unit for ``kind`` unless given)."""
+    w.add(
+        "measurements",
+        patient_id=p_id,
+        visit_id=visit_id,
+        kind=kind,
+        allergen=allergen,
+        value=value,
+        unit=_unit(kind) if unit is None else unit,
+        measured_on=day,
+        pct_predicted=None,
+        z_score=None,
+        reference_equation=None,
+        method=method,
+    )
+
+
+def _questionnaire(w: _Writer, p_id: int, visit_id: int, instrument: str, day: date, score: float) -> None:
+    w.add(
+        "questionnaires",
+        patient_id=p_id,
+        visit_id=visit_id,
+        instrument=instrument,
+        completed_on=day,
+        items=None,
+        score=score,
+    )
+
+
+def _omalizumab_doses(
+    w: _Writer, p_id: int, course: int, om: tuple[Decimal, int, Any], days: Iterable[date]
+) -> None:
+    """Label-dose omalizumab (``om`` from `_label_dose`) at 08:30 on each of ``days``."""
+    for day in days:
+        w.add(
+            "omalizumab_administrations",
+            patient_id=p_id,
+            course_id=course,
+            given_at=_at(day, 8, 30),
+            dose_mg=om[0],
+            interval_weeks=om[1],
+            site="upper arm",
+            lot=None,
+            basis=[om[2]] if om[2] else None,
+        )
 
 
 def _at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -684,66 +713,18 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             basis=bb_cal,
             created_at=w.now,
         )
-        v0 = w.add(
-            "visits",
-            patient_id=p_id,
-            course_id=course,
-            code="baseline",
-            visit_on=enrol,
-            week=0,
-            asthma_step=3,
-            medication_score=float(a["med0"][i]),
-            notes=None,
-        )
+        v0 = _visit(w, p_id, course, "baseline", enrol, 0, 3, float(a["med0"][i]))
         v12_day = rit_start + timedelta(days=365)
-        v12 = w.add(
-            "visits",
-            patient_id=p_id,
-            course_id=course,
-            code="month12",
-            visit_on=v12_day,
-            week=52,
-            asthma_step=None,
-            medication_score=float(a["med12"][i]),
-            notes=None,
-        )
+        v12 = _visit(w, p_id, course, "month12", v12_day, 52, None, float(a["med12"][i]))
         for kind, val, allergen in (
             ("total_ige_iu_ml", a["tige"][i], ""),
             ("sige_kua_l", a["sige"][i], "d1"),
             ("weight_kg", a["weight"][i], ""),
         ):
-            w.add(
-                "measurements",
-                patient_id=p_id,
-                visit_id=v0,
-                kind=kind,
-                allergen=allergen,
-                value=float(val),
-                unit=_unit(kind),
-                measured_on=enrol,
-                pct_predicted=None,
-                z_score=None,
-                reference_equation=None,
-                method="ImmunoCAP" if "ige" in kind else None,
-            )
-        w.add(
-            "questionnaires",
-            patient_id=p_id,
-            visit_id=v0,
-            instrument="ACQ-7",
-            completed_on=enrol,
-            items=None,
-            score=float(a["acq0"][i]),
-        )
-        w.add(
-            "questionnaires",
-            patient_id=p_id,
-            visit_id=v12,
-            instrument="ACQ-7",
-            completed_on=v12_day,
-            items=None,
-            score=float(a["acq12"][i]),
-        )
+            method = "ImmunoCAP" if "ige" in kind else None
+            _measurement(w, p_id, v0, kind, float(val), enrol, allergen=allergen, method=method)
+        _questionnaire(w, p_id, v0, "ACQ-7", enrol, float(a["acq0"][i]))
+        _questionnaire(w, p_id, v12, "ACQ-7", v12_day, float(a["acq12"][i]))
         w.add(
             "risk_assessments",
             patient_id=p_id,
@@ -796,18 +777,8 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             om = om_cache.get(key) or _label_dose(*key)
             om_cache[key] = om
             if om is not None:
-                for k in range(0, syn["omalizumab_pretreatment_weeks"], om[1]):
-                    w.add(
-                        "omalizumab_administrations",
-                        patient_id=p_id,
-                        course_id=course,
-                        given_at=_at(enrol + timedelta(weeks=k), 8, 30),
-                        dose_mg=om[0],
-                        interval_weeks=om[1],
-                        site="upper arm",
-                        lot=None,
-                        basis=[om[2]] if om[2] else None,
-                    )
+                weeks = range(0, syn["omalizumab_pretreatment_weeks"], om[1])
+                _omalizumab_doses(w, p_id, course, om, (enrol + timedelta(weeks=k) for k in weeks))
         if a["sr"][i]:
             k = int(rng.integers(max(0, n_inj - 5), n_inj))
             iid, when = inj_ids[k]
@@ -902,17 +873,7 @@ def _clinic(w: _Writer, rng: np.random.Generator, today: date) -> int:
             basis=bb,
             created_at=w.now,
         )
-        w.add(
-            "visits",
-            patient_id=p_id,
-            course_id=course,
-            code="baseline",
-            visit_on=start,
-            week=0,
-            asthma_step=3,
-            medication_score=None,
-            notes=None,
-        )
+        _visit(w, p_id, course, "baseline", start, 0, asthma_step=3)
         for k in range(given):
             w.add(
                 "injections",
