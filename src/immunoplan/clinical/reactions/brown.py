@@ -8,6 +8,8 @@ them is returned with status UNVERIFIED. Reference file ``grading_brown2004``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from immunoplan import reference
 
 from .findings import Findings, Grade
@@ -30,17 +32,8 @@ def grade_brown(f: Findings) -> Grade:
             if level != "severe":
                 numeric = sym & set(d["severe_numeric_criteria"]["features"])
                 if numeric:
-                    crit = d["severe_numeric_criteria"]
-                    return Grade(
-                        "brown2004",
-                        version,
-                        "severe",
-                        crit["text"],
-                        [f"{', '.join(sorted(numeric))} (numeric criterion UNVERIFIED)"],
-                        reference.basis(
-                            DATA, "severe numeric criteria", status="UNVERIFIED", source=crit["source"]
-                        ),
-                        warnings=["severe on hypotension/hypoxia: criterion UNVERIFIED; confirm clinically"],
+                    return _severe_on_numeric(
+                        d, f"{', '.join(sorted(numeric))} (numeric criterion UNVERIFIED)"
                     )
             return Grade(
                 "brown2004",
@@ -53,16 +46,7 @@ def grade_brown(f: Findings) -> Grade:
             )
     numeric = sym & set(d["severe_numeric_criteria"]["features"])
     if numeric:
-        crit = d["severe_numeric_criteria"]
-        return Grade(
-            "brown2004",
-            version,
-            "severe",
-            crit["text"],
-            [f"{', '.join(sorted(numeric))}"],
-            reference.basis(DATA, "severe numeric criteria", status="UNVERIFIED", source=crit["source"]),
-            warnings=["severe on hypotension/hypoxia: criterion UNVERIFIED; confirm clinically"],
-        )
+        return _severe_on_numeric(d, ", ".join(sorted(numeric)))
     return Grade(
         "brown2004",
         version,
@@ -71,6 +55,20 @@ def grade_brown(f: Findings) -> Grade:
         ["no Brown 2004 feature present"],
         reference.basis(DATA),
         warnings=warnings,
+    )
+
+
+def _severe_on_numeric(d: dict[str, Any], reason: str) -> Grade:
+    """``severe`` resting on the hypotension/hypoxia criteria, which were not read (UNVERIFIED)."""
+    crit = d["severe_numeric_criteria"]
+    return Grade(
+        "brown2004",
+        d["scale_version"],
+        "severe",
+        crit["text"],
+        [reason],
+        reference.basis(DATA, "severe numeric criteria", status="UNVERIFIED", source=crit["source"]),
+        warnings=["severe on hypotension/hypoxia: criterion UNVERIFIED; confirm clinically"],
     )
 
 
