@@ -446,6 +446,37 @@ def _questionnaire(w: _Writer, p_id: int, visit_id: int, instrument: str, day: d
     )
 
 
+def _injection(
+    w: _Writer,
+    p_id: int,
+    course: int,
+    sequence: int,
+    when: datetime,
+    phase: str,
+    dose: Decimal,
+    vial: Any,
+    volume_ml: Decimal,
+    lot: str,
+) -> int:
+    """One SQ-U allergen injection in the upper arm, observed 30 minutes."""
+    return w.add(
+        "injections",
+        course_id=course,
+        patient_id=p_id,
+        sequence=sequence,
+        given_at=when,
+        phase=phase,
+        dose=dose,
+        dose_unit="SQ-U",
+        vial=str(vial),
+        volume_ml=volume_ml,
+        site="upper arm",
+        lot=lot,
+        observed_minutes=30,
+        given_by="demo",
+    )
+
+
 def _omalizumab_doses(
     w: _Writer, p_id: int, course: int, om: tuple[Decimal, int, Any], days: Iterable[date]
 ) -> None:
@@ -480,21 +511,17 @@ def _scit_injections(
         b = min(seq, 15) - 1
         when = _at(start + timedelta(weeks=week), 9, (i * 7) % 60)
         maint = seq > 15
-        iid = w.add(
-            "injections",
-            course_id=course,
-            patient_id=p_id,
-            sequence=seq,
-            given_at=when,
-            phase="maintenance" if maint or seq == 15 else "build-up",
-            dose=Decimal(syn["build_up_sq_u"][b]),
-            dose_unit="SQ-U",
-            vial=str(syn["build_up_vial"][b]),
-            volume_ml=Decimal(syn["build_up_ml"][b]),
-            site="upper arm",
-            lot=f"DEMO-{2023 + week // 40}",
-            observed_minutes=30,
-            given_by="demo",
+        iid = _injection(
+            w,
+            p_id,
+            course,
+            seq,
+            when,
+            "maintenance" if maint or seq == 15 else "build-up",
+            Decimal(syn["build_up_sq_u"][b]),
+            syn["build_up_vial"][b],
+            Decimal(syn["build_up_ml"][b]),
+            f"DEMO-{2023 + week // 40}",
         )
         out.append((iid, week, when))
     return out
@@ -751,27 +778,19 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
             when = _at(rit_start + timedelta(days=int(day_of[k])), 9) + timedelta(
                 minutes=int(slot[k]) * rush["minutes_between_doses"]
             )
-            inj_ids.append(
-                (
-                    w.add(
-                        "injections",
-                        course_id=course,
-                        patient_id=p_id,
-                        sequence=k + 1,
-                        given_at=when,
-                        phase="build-up",
-                        dose=rush_dose[k],
-                        dose_unit="SQ-U",
-                        vial=str(syn["rush_vial"][k]),
-                        volume_ml=rush_ml[k],
-                        site="upper arm",
-                        lot="DEMO-RIT",
-                        observed_minutes=30,
-                        given_by="demo",
-                    ),
-                    when,
-                )
+            iid = _injection(
+                w,
+                p_id,
+                course,
+                k + 1,
+                when,
+                "build-up",
+                rush_dose[k],
+                syn["rush_vial"][k],
+                rush_ml[k],
+                "DEMO-RIT",
             )
+            inj_ids.append((iid, when))
         if omb:
             key = (age, float(a["weight"][i]), float(a["tige"][i]))
             om = om_cache.get(key) or _label_dose(*key)
@@ -875,21 +894,18 @@ def _clinic(w: _Writer, rng: np.random.Generator, today: date) -> int:
         )
         _visit(w, p_id, course, "baseline", start, 0, asthma_step=3)
         for k in range(given):
-            w.add(
-                "injections",
-                course_id=course,
-                patient_id=p_id,
-                sequence=k + 1,
-                given_at=_at(start + timedelta(weeks=k), 10),
-                phase="build-up",
-                dose=doses[k],
-                dose_unit="SQ-U",
-                vial=str(c1["build_up_vial"][k]),
-                volume_ml=vols[k],
-                site="upper arm",
-                lot="DEMO-CLINIC",
-                observed_minutes=30,
-                given_by="demo",
+            when = _at(start + timedelta(weeks=k), 10)
+            _injection(
+                w,
+                p_id,
+                course,
+                k + 1,
+                when,
+                "build-up",
+                doses[k],
+                c1["build_up_vial"][k],
+                vols[k],
+                "DEMO-CLINIC",
             )
     return int(syn["patients"])
 
