@@ -172,42 +172,21 @@ def all_figures(
 ) -> list[dict[str, Any]]:
     """Build and save every figure the data support; returns [{id, title, png, svg, tests}]."""
     made: list[dict[str, Any]] = []
+
+    def keep(fig: Figure, name: str, title: str, tests: list[str]) -> None:
+        png, svg = save(fig, out, f"{prefix}{name}")
+        made.append({"id": name, "title": title, "png": png, "svg": svg, "tests": tests})
+
     f1 = figure1(data)
     if f1 is not None:
-        png, svg = save(f1, out, f"{prefix}figure1")
-        made.append(
-            {
-                "id": "figure1",
-                "title": "Figure 1 — outcomes over follow-up (mean ± 95 % CI)",
-                "png": png,
-                "svg": svg,
-                "tests": [],
-            }
-        )
+        keep(f1, "figure1", "Figure 1 — outcomes over follow-up (mean ± 95 % CI)", [])
     strat = next((t for t in tables if t.id == "stratified"), None)
     if strat is not None:
         ff = forest(strat)
         if ff is not None:
-            png, svg = save(ff, out, f"{prefix}forest")
-            made.append(
-                {
-                    "id": "forest",
-                    "title": "Forest plot — risk ratio of systemic reaction by stratum",
-                    "png": png,
-                    "svg": svg,
-                    "tests": ["risk-ratio"],
-                }
-            )
+            keep(ff, "forest", "Forest plot — risk ratio of systemic reaction by stratum", ["risk-ratio"])
     k = km(data)
     if k is not None:
-        png, svg = save(k[0], out, f"{prefix}km")
-        made.append(
-            {
-                "id": "km",
-                "title": f"Kaplan-Meier — time to first systemic reaction (log-rank p = {k[1].p:.3g})",
-                "png": png,
-                "svg": svg,
-                "tests": ["log-rank"],
-            }
-        )
+        title = f"Kaplan-Meier — time to first systemic reaction (log-rank p = {k[1].p:.3g})"
+        keep(k[0], "km", title, ["log-rank"])
     return made
