@@ -50,6 +50,18 @@ def _actor(session: Session) -> str:
     return str(actor)
 
 
+def _entry(
+    action: str, obj: Any, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> dict[str, Any]:
+    return dict(
+        action=action,
+        table_name=obj.__tablename__,
+        row_id=getattr(obj, "id", None),
+        before=before,
+        after=after,
+    )
+
+
 def _after_flush(session: Session, _flush_context: Any) -> None:
     rows: list[dict[str, Any]] = []
     now = datetime.now(UTC)
@@ -57,41 +69,17 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
     for obj in session.new:
         if isinstance(obj, AuditEntry):
             continue
-        rows.append(
-            dict(
-                action="insert",
-                table_name=obj.__tablename__,
-                row_id=getattr(obj, "id", None),
-                before=None,
-                after=_row(obj),
-            )
-        )
+        rows.append(_entry("insert", obj, None, _row(obj)))
     for obj in session.dirty:
         if isinstance(obj, AuditEntry) or not session.is_modified(obj, include_collections=False):
             continue
         before, after = _changes(obj)
         if after:
-            rows.append(
-                dict(
-                    action="update",
-                    table_name=obj.__tablename__,
-                    row_id=getattr(obj, "id", None),
-                    before=before,
-                    after=after,
-                )
-            )
+            rows.append(_entry("update", obj, before, after))
     for obj in session.deleted:
         if isinstance(obj, AuditEntry):
             continue
-        rows.append(
-            dict(
-                action="delete",
-                table_name=obj.__tablename__,
-                row_id=getattr(obj, "id", None),
-                before=_row(obj),
-                after=None,
-            )
-        )
+        rows.append(_entry("delete", obj, _row(obj), None))
     if rows:
         actor = _actor(session)
         for r in rows:
