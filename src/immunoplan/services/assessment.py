@@ -71,12 +71,8 @@ class PatientAssessment:
             "biomarkers": {
                 "sige_class": r.sige_class,
                 "ratio_percent": r.ratio_percent,
-                "eosinophils": None
-                if self.eosinophils is None
-                else {"category": self.eosinophils.category, "meaning": self.eosinophils.meaning},
-                "feno": None
-                if self.feno is None
-                else {"category": self.feno.category, "meaning": self.feno.meaning},
+                "eosinophils": _category(self.eosinophils),
+                "feno": _category(self.feno),
             },
             "risk": {
                 "risk_tier": r.risk_tier,
@@ -99,6 +95,11 @@ class PatientAssessment:
             "basis": [basis(t).to_dict() for t in TABLES],
             "reference": {t: load(t)["version"] for t in TABLES},
         }
+
+
+def _category(c: Any) -> dict[str, Any] | None:
+    """A biomarker category and its meaning (None when the biomarker was not given)."""
+    return None if c is None else {"category": c.category, "meaning": c.meaning}
 
 
 def assess_patient(
