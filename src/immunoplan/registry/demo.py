@@ -269,26 +269,24 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
             pid = f"S001-{n_total:03d}"
             start = start0 + timedelta(days=int(rng.integers(0, syn["enrolment_days"])))
             birth = start - timedelta(days=int(ages[i]) * 365 + int(rng.integers(0, 365)))
-            p_id = w.add(
-                "patients",
-                pseudo_id=pid,
-                display_name=f"Demo patient {pid}",
-                birth_date=birth,
-                age_years=int(ages[i]),
-                age_group="adult",
-                sex=sex[i],
+            p_id = _enrol(
+                w,
+                pid,
+                f"Demo patient {pid}",
+                birth,
+                int(ages[i]),
+                "adult",
+                sex[i],
+                4,
+                c1["cohort"],
+                group,
+                start,
                 height_cm=float(height[i]),
                 smoking=smoking[i],
                 family_history_asthma=bool(fam[i]),
                 comorbid_allergies=bool(com[i]),
                 previous_biologics=bool(bio[i]),
-                asthma_step=4,
-                cohort=c1["cohort"],
-                study_group=group,
-                enrolled_on=start,
-                created_at=w.now,
             )
-            _diagnose(w, p_id, start)
             ige0 = float(values["total_ige_iu_ml"][i, 0])
             om = _label_dose(int(ages[i]), float(weight[i]), ige0) if g["with_omalizumab"] else None
             course = w.add(
@@ -340,6 +338,50 @@ def _seed001(w: _Writer, rng: np.random.Generator, actor: str) -> int:
             )
         _seed001_reactions(w, rng, c1, syn, group, treated)
     return n_total
+
+
+def _enrol(
+    w: _Writer,
+    pid: str,
+    display_name: str,
+    birth_date: date,
+    age: int,
+    age_group: str,
+    sex: str,
+    asthma_step: int,
+    cohort: str,
+    study_group: str | None,
+    enrolled_on: date,
+    *,
+    height_cm: float | None = None,
+    smoking: str | None = None,
+    family_history_asthma: bool | None = None,
+    comorbid_allergies: bool | None = None,
+    previous_biologics: bool | None = None,
+) -> int:
+    """A demo patient (height, smoking and history flags where the cohort has them) with the enrolment
+    diagnosis; returns the patient id."""
+    p_id = w.add(
+        "patients",
+        pseudo_id=pid,
+        display_name=display_name,
+        birth_date=birth_date,
+        age_years=age,
+        age_group=age_group,
+        sex=sex,
+        height_cm=height_cm,
+        smoking=smoking,
+        family_history_asthma=family_history_asthma,
+        comorbid_allergies=comorbid_allergies,
+        previous_biologics=previous_biologics,
+        asthma_step=asthma_step,
+        cohort=cohort,
+        study_group=study_group,
+        enrolled_on=enrolled_on,
+        created_at=w.now,
+    )
+    _diagnose(w, p_id, enrolled_on)
+    return p_id
 
 
 def _diagnose(w: _Writer, p_id: int, day: date) -> None:
@@ -692,26 +734,19 @@ def _seed000(w: _Writer, rng: np.random.Generator, n: int, actor: str, progress:
         enrol = start0 + timedelta(days=int(a["start"][i]))
         age = int(a["age"][i])
         birth = enrol - timedelta(days=age * 365 + int(rng.integers(0, 365)))
-        p_id = w.add(
-            "patients",
-            pseudo_id=pid,
-            display_name=f"Demo patient {pid}",
-            birth_date=birth,
-            age_years=age,
-            age_group=str(a["age_group"][i]),
-            sex=str(a["sex"][i]),
-            height_cm=None,
-            smoking=None,
-            family_history_asthma=None,
-            comorbid_allergies=None,
-            previous_biologics=None,
-            asthma_step=3,
-            cohort="seed000",
-            study_group=str(a["group"][i]),
-            enrolled_on=enrol,
-            created_at=w.now,
+        p_id = _enrol(
+            w,
+            pid,
+            f"Demo patient {pid}",
+            birth,
+            age,
+            str(a["age_group"][i]),
+            str(a["sex"][i]),
+            3,
+            "seed000",
+            str(a["group"][i]),
+            enrol,
         )
-        _diagnose(w, p_id, enrol)
         omb = bool(a["omb"][i])
         rit_start = enrol + timedelta(weeks=syn["omalizumab_pretreatment_weeks"] if omb else 0)
         done = bool(a["completed"][i])
@@ -849,26 +884,11 @@ def _clinic(w: _Writer, rng: np.random.Generator, today: date) -> int:
         last = today - timedelta(days=int(rng.integers(lo, hi + 1)))
         start = last - timedelta(weeks=given - 1)
         age = int(rng.integers(18, 65))
-        p_id = w.add(
-            "patients",
-            pseudo_id=pid,
-            display_name=f"Demo clinic patient {i + 1}",
-            birth_date=start - timedelta(days=age * 365),
-            age_years=age,
-            age_group="adult",
-            sex="female" if i % 2 else "male",
-            height_cm=None,
-            smoking=None,
-            family_history_asthma=None,
-            comorbid_allergies=None,
-            previous_biologics=None,
-            asthma_step=3,
-            cohort="clinic",
-            study_group=None,
-            enrolled_on=start,
-            created_at=w.now,
+        birth = start - timedelta(days=age * 365)
+        sex = "female" if i % 2 else "male"
+        p_id = _enrol(
+            w, pid, f"Demo clinic patient {i + 1}", birth, age, "adult", sex, 3, "clinic", None, start
         )
-        _diagnose(w, p_id, start)
         course = w.add(
             "courses",
             patient_id=p_id,
