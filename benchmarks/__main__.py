@@ -26,7 +26,7 @@ class Report:
         self.rows.append((bench, case, seconds, baseline, note))
         ratio = f"{baseline / seconds:.1f}x" if baseline else "-"
         console.print(
-            f"[bold]{bench}[/] {case}: {seconds:.3f} s  baseline={baseline if baseline else '-'}  "
+            f"[bold]{bench}[/] {case}: {seconds:.3f} s  baseline={f'{baseline:.3f} s' if baseline else '-'}  "
             f"speed-up={ratio}  {note}"
         )
 

@@ -665,7 +665,7 @@ def _seed000_arrays(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     p = np.array([sr_p[s] for s in stratum]) + sr_p["pediatric_extra"] * pediatric
     p = np.where(omb & ~low_risk, p * sr_p["omalizumab_factor_high_risk"], p)
     sr = np.zeros(n, dtype=bool)
-    for key in set(zip(stratum, pediatric, omb, strict=True)):
+    for key in sorted(set(zip(stratum, pediatric, omb, strict=True))):
         idx = np.flatnonzero((stratum == key[0]) & (pediatric == key[1]) & (omb == key[2]))
         k = int(np.floor(len(idx) * p[idx[0]] + rng.random()))  # unbiased exact-count allocation per cell
         if k:
