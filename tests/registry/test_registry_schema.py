@@ -149,3 +149,22 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
     with pytest.raises(DBAPIError, match="append-only"), reg.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))  # triggers survive the batch migration
     reg.dispose()
+
+
+def test_audit_trail_never_stores_password_hashes(registry):
+    """Secret columns are recorded as changed ('[redacted]'), never with their value."""
+    from immunoplan.registry.models import User
+
+    with registry.transaction("admin") as s:
+        s.add(User(username="kim", password_hash="$argon2id$secret-1", role="nurse"))
+    with registry.transaction("admin") as s:
+        u = s.scalar(select(User).where(User.username == "kim"))
+        u.password_hash = "$argon2id$secret-2"
+    with registry.session() as s:
+        query = select(AuditEntry).where(AuditEntry.table_name == "users").order_by(AuditEntry.id)
+        rows = s.scalars(query).all()
+    assert [r.action for r in rows] == ["insert", "update"]
+    assert rows[0].after["password_hash"] == "[redacted]" and rows[0].after["username"] == "kim"
+    assert rows[1].before == {"password_hash": "[redacted]"}
+    assert rows[1].after == {"password_hash": "[redacted]"}
+    assert "secret" not in repr([(r.before, r.after) for r in rows])

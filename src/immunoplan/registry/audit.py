@@ -19,6 +19,17 @@ from immunoplan.registry.models import AuditEntry, Base
 AUDIT_TABLE = Base.metadata.tables["audit_log"]
 
 
+#: Columns whose values never enter the audit trail (the trail records that they changed, not the secret).
+SECRET_COLUMNS = frozenset({"password_hash"})
+REDACTED = "[redacted]"
+
+
+def _value(key: str, value: Any) -> Any:
+    if key in SECRET_COLUMNS:
+        return None if value is None else REDACTED
+    return _jsonable(value)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value, "f")
@@ -29,7 +40,7 @@ def _jsonable(value: Any) -> Any:
 
 def _row(obj: Base) -> dict[str, Any]:
     mapper = inspect(obj).mapper
-    return {c.key: _jsonable(getattr(obj, c.key)) for c in mapper.column_attrs}
+    return {c.key: _value(c.key, getattr(obj, c.key)) for c in mapper.column_attrs}
 
 
 def _changes(obj: Base) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,8 +49,8 @@ def _changes(obj: Base) -> tuple[dict[str, Any], dict[str, Any]]:
     for attr in inspect(obj).mapper.column_attrs:
         hist = attributes.get_history(obj, attr.key)
         if hist.has_changes():
-            before[attr.key] = _jsonable(hist.deleted[0]) if hist.deleted else None
-            after[attr.key] = _jsonable(hist.added[0]) if hist.added else None
+            before[attr.key] = _value(attr.key, hist.deleted[0]) if hist.deleted else None
+            after[attr.key] = _value(attr.key, hist.added[0]) if hist.added else None
     return before, after
 
 
@@ -114,6 +125,10 @@ def record_bulk(
 
 
 def install(session_factory: Any) -> None:
-    """Attach the audit hook to a sessionmaker (idempotent)."""
-    if not event.contains(session_factory, "after_flush", _after_flush):
-        event.listen(session_factory, "after_flush", _after_flush)
+    """Attach the audit hook to a new sessionmaker (call once per factory, as `open_registry` does).
+
+    No ``event.contains`` guard: SQLAlchemy keys that check by ``id(target)``, so a new factory allocated
+    where a garbage-collected one lived was taken as already hooked, and its changes went unaudited
+    (intermittently).
+    """
+    event.listen(session_factory, "after_flush", _after_flush)
