@@ -49,3 +49,9 @@ def test_to_decimal_and_choice() -> None:
     with pytest.raises(InvalidInput) as exc:
         check_choice("sex", "x", ("male", "female"))
     assert exc.value.accepted == "male, female"
+
+
+def test_huge_decimal_is_printed_compactly() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        check_range("target_mg", Decimal("1e300"), 0, Decimal(10**7))
+    assert str(exc.value) == "target_mg: 1e+300 is above the accepted range (accepted: [0, 10000000])"

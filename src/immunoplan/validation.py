@@ -16,7 +16,8 @@ def _fmt(x: Number | None) -> str:
         return ""
     if isinstance(x, Decimal):
         text = format(x, "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+        return text if len(text) <= 24 else format(x, ".6g")  # 1e300 stays readable
     return f"{x:g}"
 
 

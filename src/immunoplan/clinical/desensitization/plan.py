@@ -168,13 +168,25 @@ def scheme_rates(
     )
 
 
+#: Typing-error guards of the planner, not clinical numbers: far above any real dose, bag or pump rate, they
+#: keep exact Decimal arithmetic within its 28 significant digits (1e300 mg would overflow it).
+MAX_TARGET_MG = Decimal(10**7)
+MAX_VOLUME_ML = Decimal(10**5)
+MAX_RATE_ML_H = Decimal(10**5)
+
+
 def _validate(req: RddRequest) -> None:
-    check_range("target_mg", req.target_mg, 0, None, low_inclusive=False, unit="mg")
-    check_range("bag_volume_ml", req.bag_volume_ml, 0, None, low_inclusive=False, unit="mL")
-    check_range("final_rate_ml_h", req.final_rate_ml_h, 0, None, low_inclusive=False, unit="mL/h")
+    check_range("target_mg", req.target_mg, 0, MAX_TARGET_MG, low_inclusive=False, unit="mg")
+    check_range("bag_volume_ml", req.bag_volume_ml, 0, MAX_VOLUME_ML, low_inclusive=False, unit="mL")
+    check_range("final_rate_ml_h", req.final_rate_ml_h, 0, MAX_RATE_ML_H, low_inclusive=False, unit="mL/h")
     if req.dilution_bag_volume_ml is not None:
         check_range(
-            "dilution_bag_volume_ml", req.dilution_bag_volume_ml, 0, None, low_inclusive=False, unit="mL"
+            "dilution_bag_volume_ml",
+            req.dilution_bag_volume_ml,
+            0,
+            MAX_VOLUME_ML,
+            low_inclusive=False,
+            unit="mL",
         )
     if req.step_minutes is not None:
         check_range("step_minutes", req.step_minutes, 0, 240, low_inclusive=False, unit="min")
@@ -203,6 +215,11 @@ def _validate(req: RddRequest) -> None:
                 "the last rate of the last bag must equal the final rate",
                 f"{req.final_rate_ml_h}",
             )
+
+
+#: Plausibility limit of the planner, not a clinical number: a plan lasting more than a week comes from a
+#: mistyped rate or step length (e.g. 1e-6 mL/h), and listing its vital-sign times would take hours.
+MAX_PROTOCOL_MINUTES = Decimal(7 * 24 * 60)
 
 
 def generate(req: RddRequest) -> RddPlan:
@@ -312,6 +329,13 @@ def _generate(req: RddRequest, data: dict[str, Any]) -> RddPlan:
         bags.append(Bag(b, dilution_label(factor), factor, volume, conc, mg_in_bag, infused, bag_dose))
 
     total = sum((s.minutes for s in steps), Decimal(0))
+    if total > MAX_PROTOCOL_MINUTES:
+        field = "final_rate_ml_h" if steps[-1].minutes * 2 > total else "step_minutes"
+        raise InvalidInput(
+            field,
+            f"the protocol would run {_fmt(total / 60)} h",
+            "inputs giving a protocol of at most 7 days (168 h)",
+        )
     vs = data["vital_signs"]
     vital = vital_sign_minutes(steps, Decimal(vs["every_minutes"]), Decimal(vs["every_minutes_last_step"]))
     basis.append(

@@ -11,7 +11,6 @@ reference-data version) to re-plan after a reaction, so what is shown is always 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -23,7 +22,6 @@ from immunoplan.cli.output import to_jsonable
 from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
 from immunoplan.services import protocols, records
-from immunoplan.validation import to_decimal
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
 from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
@@ -66,30 +64,7 @@ def _plan_request(f: forms.FormState) -> dict[str, Any]:
     return {k: v for k, v in req.items() if v is not None}
 
 
-#: Operational limit of the web app, not a clinical number: the engine lists vital-sign times for the whole
-#: protocol, so an absurd rate or step length (e.g. 1e-6 mL/h) would make it run for hours. Refuse plans that
-#: would last longer than a week before calling it.
-MAX_PROTOCOL_MINUTES = Decimal(7 * 24 * 60)
-
-
-def check_computable(req: dict[str, Any]) -> None:
-    """Refuse inputs whose protocol would run longer than `MAX_PROTOCOL_MINUTES` (see above)."""
-    accepted = "a protocol that lasts at most 7 days"
-    try:
-        volume = to_decimal("bag_volume_ml", req.get("bag_volume_ml"))
-        rate = to_decimal("final_rate_ml_h", req.get("final_rate_ml_h"))
-    except InvalidInput:
-        return  # the engine names the field
-    if rate > 0 and volume > 0 and volume / rate * 60 > MAX_PROTOCOL_MINUTES:
-        raise InvalidInput("final_rate_ml_h", "the final bag alone would run longer than 7 days", accepted)
-    if req.get("step_minutes") not in (None, ""):
-        minutes = to_decimal("step_minutes", req["step_minutes"])
-        if minutes * 16 > MAX_PROTOCOL_MINUTES:
-            raise InvalidInput("step_minutes", "the steps alone would run longer than 7 days", accepted)
-
-
 def plan(req: dict[str, Any]) -> protocols.DesensitizationResult:
-    check_computable(req)
     return protocols.plan_desensitization(**req)
 
 
