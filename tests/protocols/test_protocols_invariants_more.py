@@ -105,3 +105,27 @@ def test_maintenance_patient_reduced_to_a_low_dose_climbs_one_step_not_to_vial_4
     steps = [s.units for s in dose_steps(P, "conventional")]
     assert n.kind == "dose"
     assert n.dose.units == [s for s in steps if s > 20][0]
+
+
+def test_cluster_day_under_way_continues_with_the_days_next_injection() -> None:
+    """SmPC Table I week 1 is three injections on one day (vials 1, 2, 3 at 0.1 mL): after the first one,
+    the next dose the same day is the schedule's second injection, not next week's visit."""
+    hist = [GivenInjection(START, Decimal(10), "none", None, None)]
+    n = next_dose(P, "cluster", hist, START)
+    assert n.kind == "dose" and n.rule.id == "same-day-continuation"
+    assert n.dose.units == Decimal(100) and n.dose.vial == 2
+    assert [d.units for d in n.visit_injections] == [Decimal(100), Decimal(1000)]
+    assert n.next_due > START and n.rule.basis.id == "scit_products"
+    assert not any("earlier than the scheduled" in w for w in n.warnings)
+
+
+def test_ultra_rush_day_continues_and_a_reaction_stops_the_continuation() -> None:
+    up = "hdm-tyrosine-ultrarush"
+    first = GivenInjection(START, Decimal("0.1") * maintenance_dose(up), "none", None, None)
+    n = next_dose(up, "rush", [first], START)
+    assert n.rule.id == "same-day-continuation"
+    assert n.dose.volume_ml == Decimal("0.2")
+    reacted = GivenInjection(START, first.dose, "none", "wao2010", "2")
+    n = next_dose(up, "rush", [reacted], START)
+    assert n.rule.id != "same-day-continuation"
+    assert n.dose is None or n.dose.units <= reacted.dose / 10

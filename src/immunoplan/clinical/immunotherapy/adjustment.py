@@ -146,11 +146,16 @@ def next_dose(
     for h in history:
         check_choice("local_reaction", h.local_reaction, LOCAL)
     hist = sorted(history, key=lambda h: h.date)
+    if on < hist[-1].date:
+        raise InvalidInput(
+            "date", f"{on} is before the last injection ({hist[-1].date})", f">= {hist[-1].date}"
+        )
+    same_day = None if new_vial else _same_day_continuation(p, product_id, regimen_id, reg, hist, on)
+    if same_day is not None:
+        return same_day
     if reg.get("day_total_is_maintenance_dose"):
         hist = _merge_days(hist)
     last = hist[-1]
-    if on < last.date:
-        raise InvalidInput("date", f"{on} is before the last injection ({last.date})", f">= {last.date}")
     data = reference.load(DATA)
     steps = dose_steps(product_id, regimen_id)
     top = maintenance_dose(product_id)
@@ -297,6 +302,64 @@ def next_dose(
     return NextDose(
         "dose", on, phase, dose, fired, rules, days, on + timedelta(days=interval_days), obs, warnings, visit
     )
+
+
+def _same_day_continuation(
+    p: dict[str, Any],
+    product_id: str,
+    regimen_id: str,
+    reg: dict[str, Any],
+    hist: list[GivenInjection],
+    on: date,
+) -> NextDose | None:
+    """A visit with several injections (cluster day, 1-day ultra-rush) that is under way today: the next
+    injection is the schedule's next one of that visit, if today's injections so far are exactly the visit's
+    first ones and none caused a reaction. Otherwise None, and the adjustment rules decide."""
+    from .catalogue import dose_of
+
+    today = [h for h in hist if h.date == on]
+    if not today or any(h.systemic or h.local_reaction != "none" for h in today):
+        return None
+    rows = reg["rows"]
+    doses = [dose_of(product_id, int(r["vial"]), Decimal(r["ml"])) for r in rows]
+    given = [h.dose for h in today]
+    for week in sorted({int(r["week"]) for r in rows}):
+        visit = [d for r, d in zip(rows, doses, strict=True) if int(r["week"]) == week]
+        if len(visit) > len(given) and [d.units for d in visit[: len(given)]] == given:
+            remaining = visit[len(given) :]
+            b = reference.basis(
+                "scit_products",
+                f"{regimen_id} schedule, visit {week}",
+                status=reg["status"],
+                source=reg["source"],
+            )
+            fr = FiredRule(
+                "same-day-continuation",
+                f"Visit {week} of the {reg['name']} schedule is under way: give its next injection "
+                f"({len(given) + 1} of {len(visit)}).",
+                True,
+                remaining[0].units,
+                b,
+            )
+            warnings = [
+                f"{len(remaining)} injection(s) left today, at least "
+                f"{p['same_day_min_interval_minutes']} min after the previous one, per the schedule."
+            ]
+            # next_due is the next visit after today's (the rest of today is in visit_injections).
+            return NextDose(
+                "dose",
+                on,
+                "build-up",
+                remaining[0],
+                fr,
+                [fr],
+                0,
+                on + timedelta(days=int(p["buildup_interval_days"])),
+                int(p["observation_minutes"]),
+                warnings,
+                remaining,
+            )
+    return None
 
 
 def _scheduled_visit(
