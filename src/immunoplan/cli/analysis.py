@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, err_console
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, progress_bar
 from immunoplan.services import analysis as svc
 
 
@@ -75,14 +74,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Cohort report: baseline, longitudinal, repeated-measures, adverse-reaction and stratified tables,
         figures (PNG/SVG), report.html, report.pdf and tables.xlsx."""
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-            disable=as_json,
-        ) as progress:
+        with progress_bar(disable=as_json) as progress:
             task = progress.add_task("report", total=None)
 
             def step(name: str) -> None:

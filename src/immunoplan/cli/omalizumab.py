@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, err_console
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, progress_bar
 from immunoplan.errors import InvalidInput
 from immunoplan.services import omalizumab as svc
 
@@ -181,14 +180,7 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[float], None] | N
     if not enabled:
         yield None
         return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar(percent=True) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda f: bar.update(task, completed=f)
 

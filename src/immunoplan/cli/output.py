@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -60,3 +68,17 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None
         render(result)
     else:
         console.print_json(dumps(result))
+
+
+def progress_bar(*, disable: bool = False, percent: bool = False, counts: bool = False) -> Progress:
+    """The one Rich progress bar for long work: on stderr (stdout stays one JSON object), gone when done.
+
+    ``percent`` adds a percentage column (fractional progress), ``counts`` an "M/N" column (items done).
+    """
+    columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn()]
+    if percent:
+        columns.append(TaskProgressColumn())
+    if counts:
+        columns.append(MofNCompleteColumn())
+    columns.append(TimeElapsedColumn())
+    return Progress(*columns, console=err_console, transient=True, disable=disable)

@@ -191,9 +191,7 @@ def demo(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Create the two synthetic demo cohorts (seed 000: RIT vs RIT+Omb-pre; seed 001: SCIT vs Omb+SCIT)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from immunoplan.cli.output import err_console
+    from immunoplan.cli.output import progress_bar
     from immunoplan.registry.db import open_registry
     from immunoplan.registry.demo import create_demo
     from immunoplan.registry.summary import registry_summary
@@ -205,15 +203,7 @@ def demo(
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     reg = open_registry(db)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-            disable=as_json,
-        ) as bar:
+        with progress_bar(disable=as_json, counts=True) as bar:
             task = bar.add_task("demo cohorts", total=None)
 
             def tick(advance: int, total: int, what: str) -> None:
