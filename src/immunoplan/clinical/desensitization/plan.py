@@ -169,7 +169,7 @@ def scheme_rates(
 
 
 #: Typing-error guards of the planner, not clinical numbers: far above any real dose, bag or pump rate, they
-#: keep exact Decimal arithmetic within its 28 significant digits (1e300 mg would overflow it).
+#: keep exact Decimal arithmetic within its working precision (`PRECISION` digits; 1e300 mg overflowed it).
 MAX_TARGET_MG = Decimal(10**7)
 MAX_VOLUME_ML = Decimal(10**5)
 MAX_RATE_ML_H = Decimal(10**5)
