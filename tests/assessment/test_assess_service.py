@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from immunoplan.cli.output import dumps
+from immunoplan.jsonable import dumps
 from immunoplan.errors import InvalidInput
 from immunoplan.services.assessment import SCHEMA, assess_patient
 

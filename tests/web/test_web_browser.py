@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 from web_helpers import password_for
 
-from immunoplan.cli.output import to_jsonable
+from immunoplan.jsonable import to_jsonable
 from immunoplan.services.protocols import scit_next_dose
 
 pytestmark = pytest.mark.browser

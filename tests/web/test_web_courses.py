@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from web_helpers import WebClient, html_text
 
-from immunoplan.cli.output import to_jsonable
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.services.protocols import grade_reaction, plan_scit_schedule, scit_next_dose
 

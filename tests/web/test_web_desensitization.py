@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from web_helpers import WebClient, html_text
 
-from immunoplan.cli.output import to_jsonable
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.services.protocols import plan_desensitization, replan_desensitization
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from immunoplan.cli.output import to_jsonable
+from immunoplan.jsonable import to_jsonable
 from immunoplan.errors import InvalidInput
 from immunoplan.registry import checks as ck
 from immunoplan.registry import models as m

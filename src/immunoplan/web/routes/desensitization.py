@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from immunoplan.cli.output import to_jsonable
+from immunoplan.jsonable import to_jsonable
 from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
 from immunoplan.services import protocols, records

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from immunoplan.cli.output import to_jsonable
+from immunoplan.jsonable import to_jsonable
 from immunoplan.clinical import questionnaires, spirometry
 from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
