@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from immunoplan.jsonable import dumps
 from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import dumps
 from immunoplan.services.assessment import SCHEMA, assess_patient
 
 TOP_KEYS = {

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from web_helpers import WebClient, html_text
 
-from immunoplan.jsonable import to_jsonable
 from immunoplan.clinical import questionnaires, spirometry
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.web.queries import age_years
 

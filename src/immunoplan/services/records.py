@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from immunoplan.jsonable import to_jsonable
 from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import checks as ck
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry

@@ -465,9 +465,7 @@ class _Refined:
 
     def scatter(self, states: list[State]) -> None:
         """Write the groups' states (and cached complex/Kd term) back into the chunks."""
-        cat = {
-            f: np.concatenate([getattr(st, f) for st, _ in self.groups]) for f in ("depot_mg", "xt", "et")
-        }
+        cat = {f: np.concatenate([getattr(st, f) for st, _ in self.groups]) for f in ("depot_mg", "xt", "et")}
         c_k = [st.complex_and_k(stp.ind) for st, stp in self.groups]
         cat["c"] = np.concatenate([c for c, _ in c_k])
         cat["k"] = np.concatenate([k for _, k in c_k])

@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from immunoplan.jsonable import to_jsonable
 from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.services import protocols, records
 from immunoplan.web import forms

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from immunoplan.jsonable import to_jsonable
 from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.reference import load
 from immunoplan.registry import models as m
 from immunoplan.services import protocols, records

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from immunoplan.jsonable import to_jsonable
 from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.services import records
 from immunoplan.web import forms, queries

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from immunoplan.jsonable import to_jsonable
 from immunoplan.clinical import questionnaires, spirometry
 from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.services import records
 from immunoplan.web import forms, queries
