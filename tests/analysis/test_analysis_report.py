@@ -8,17 +8,17 @@ import pytest
 from markupsafe import escape
 
 from immunoplan.analysis import figures
-from immunoplan.analysis.datasets import from_registry
 from immunoplan.analysis.report import methods_paragraph, parse_formats
 from immunoplan.analysis.stats import TESTS
 from immunoplan.analysis.tables import all_tables
 from immunoplan.errors import InvalidInput
+from immunoplan.services.analysis import load_cohort
 
 
 def test_registry_round_trip(registry_file, small_cohort):
-    data = from_registry(str(registry_file))
+    data = load_cohort(str(registry_file))
     assert data.cohorts() == ["clinic", "seed000", "seed001"]
-    one = from_registry(str(registry_file), "seed001")
+    one = load_cohort(str(registry_file), "seed001")
     assert len(one.patients) == 24 and one.groups == ["SCIT", "Omb+SCIT"]
     assert set(one.outcomes["measure"]) >= {"act", "acq", "aqlq", "fev1_pct_pred", "medication_score"}
     assert one.patients["bmi_kg_m2"].notna().all()
@@ -28,9 +28,9 @@ def test_registry_round_trip(registry_file, small_cohort):
     assert seed0.groups == ["RIT", "RIT+Omb-pre"]
     assert seed0.patients["omalizumab"].sum() == 15
     with pytest.raises(InvalidInput):
-        from_registry(str(registry_file), "nope")
+        load_cohort(str(registry_file), "nope")
     with pytest.raises(InvalidInput):
-        from_registry(str(registry_file.parent / "missing.sqlite"))
+        load_cohort(str(registry_file.parent / "missing.sqlite"))
 
 
 def test_figures_are_deterministic(small_cohort, tmp_path):
@@ -60,7 +60,7 @@ def test_parse_formats():
 
 
 @pytest.mark.slow
-def test_cli_report_pdf_from_registry(cli, registry_file, tmp_path):
+def test_cli_report_pdf_load_cohort(cli, registry_file, tmp_path):
     import pypdfium2
     from openpyxl import load_workbook
 

@@ -1,4 +1,4 @@
-"""Cohort datasets: the one place that turns the registry into pandas DataFrames for the analyses.
+"""Cohort datasets: the one place that turns the registry's tables into the analyses' pandas DataFrames.
 
 Every analysis takes a `CohortData` (DataFrames only, no database), so tests build small frames by hand.
 Schema (one name per concept, units in names, as in the registry):
@@ -19,6 +19,7 @@ Schema (one name per concept, units in names, as in the registry):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,63 +186,39 @@ def visit_for_day(day: float | None) -> str | None:
     return None
 
 
-def from_registry(url_or_path: str, cohort: str | None = None) -> CohortData:
-    """Load the registry at ``url_or_path`` into a `CohortData` (optionally one cohort)."""
-    from pathlib import Path
-
-    from immunoplan.registry.db import open_registry
-
-    if "://" not in str(url_or_path) and not Path(url_or_path).exists():
-        raise InvalidInput("db", f"no registry at {url_or_path}", "an existing SQLite file or a database URL")
-    reg = open_registry(url_or_path)
-    try:
-        with reg.engine.connect() as conn:
-            data = _load(conn)
-    finally:
-        reg.dispose()
-    return data.select(cohort) if cohort else data
+#: the raw registry tables `from_tables` needs (read by `immunoplan.registry.frames.read_analysis_tables`)
+RAW_TABLES = (
+    "patients",
+    "visits",
+    "measurements",
+    "questionnaires",
+    "risk_assessments",
+    "courses",
+    "injections",
+    "reactions",
+)
 
 
-def _read(conn, sql: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    """Run a read-only query on the raw DB-API cursor (SQLAlchemy row objects are too slow for 10^6 rows)."""
-    cur = conn.connection.cursor()
-    try:
-        cur.execute(sql)
-        cols = [c[0] for c in cur.description]
-        rows = cur.fetchall()
-    finally:
-        cur.close()
-    return pd.DataFrame.from_records(rows, columns=cols)
+def from_tables(tables: Mapping[str, pd.DataFrame]) -> CohortData:
+    """The analysis frames (`CohortData`, schema above) from the raw registry tables.
 
-
-def _load(conn) -> CohortData:  # type: ignore[no-untyped-def]
-    pats = _read(
-        conn,
-        "select id as patient_id, pseudo_id, cohort, study_group as grp, age_years, age_group, "
-        "sex, height_cm, smoking, family_history_asthma, comorbid_allergies, previous_biologics, "
-        "asthma_step from patients",
-    )
-    pats = pats.rename(columns={"grp": "group"})
-    visits = _read(conn, "select id as visit_id, patient_id, code as visit, medication_score from visits")
+    ``tables`` holds one DataFrame per name in `RAW_TABLES`, with the columns that
+    `immunoplan.registry.frames.read_analysis_tables` reads; this function does no I/O."""
+    missing = [name for name in RAW_TABLES if name not in tables]
+    if missing:
+        raise InvalidInput("tables", f"missing registry tables {missing}", ", ".join(RAW_TABLES))
+    pats = tables["patients"].copy()
+    visits = tables["visits"]
     vcode = visits.set_index("visit_id")["visit"]
-    meas = _read(conn, "select patient_id, visit_id, kind, allergen, value, pct_predicted from measurements")
+    meas = tables["measurements"].copy()
     meas["visit"] = meas["visit_id"].map(vcode)
-    q = _read(conn, "select patient_id, visit_id, instrument, score as value from questionnaires")
+    q = tables["questionnaires"].copy()
     q["visit"] = q["visit_id"].map(vcode)
     q["measure"] = q["instrument"].map(INSTRUMENTS)
-    risk = _read(
-        conn,
-        "select patient_id, id, sige_class, sige_total_ratio_pct, sige_kua_l, total_ige_iu_ml "
-        "from risk_assessments",
-    )
-    courses = _read(
-        conn, "select id as course_id, patient_id, kind, with_omalizumab, target_reached from courses"
-    )
-    days = (
-        "julianday(given_at)" if conn.dialect.name == "sqlite" else "extract(epoch from given_at) / 86400.0"
-    )
-    inj = _read(conn, f"select patient_id, course_id, {days} as abs_day from injections")
-    rx = _read(conn, "select patient_id, visit_id, kind, grade, days_from_first_dose as day from reactions")
+    risk = tables["risk_assessments"]
+    courses = tables["courses"]
+    inj = tables["injections"]
+    rx = tables["reactions"].copy()
 
     # outcomes: measurements (percent predicted from pct_predicted where the kind is an absolute value)
     meas = meas.copy()

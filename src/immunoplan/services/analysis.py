@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from immunoplan.analysis.datasets import CohortData, from_registry
+from immunoplan.analysis.datasets import CohortData, from_tables
 from immunoplan.analysis.recheck import recheck_csv
 from immunoplan.analysis.report import (
     FORMATS,
@@ -22,11 +22,13 @@ from immunoplan.analysis.report import (
     stage_count,
 )
 from immunoplan.analysis.tables import all_tables
+from immunoplan.registry.frames import read_analysis_tables
 
 
 def load_cohort(db: str | Path, cohort: str | None = None) -> CohortData:
     """The registry at ``db`` (path or URL) as DataFrames, optionally one cohort."""
-    return from_registry(str(db), cohort)
+    data = from_tables(read_analysis_tables(str(db)))
+    return data.select(cohort) if cohort else data
 
 
 def cohort_report(
