@@ -14,7 +14,7 @@ help:
 	@echo "make demo   - install into .venv and run the demo (main job)"
 	@echo "make test   - install into .venv with test extras, install test services, run the whole suite"
 	@echo "make bench  - speed benchmarks (ratios against a baseline run in the same process)"
-	@echo "make lint   - ruff + mypy on the package"
+	@echo "make lint   - ruff check, ruff format --check, mypy and lint-imports (the layers contract)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
