@@ -16,10 +16,10 @@ with warnings.catch_warnings():
 
 from web_helpers import WebClient, password_for, start_server
 
+from immunoplan.registry.users import open_storage
 from immunoplan.services.auth import ROLES, Passwords, add_user
 from immunoplan.web.app import create_app
 from immunoplan.web.settings import WebSettings
-from immunoplan.web.storage import open_storage
 
 SECRET = "test-secret-key-" + "x" * 32
 

@@ -186,7 +186,7 @@ def test_serve_starts_uvicorn_with_demo_accounts(
     import uvicorn
 
     from immunoplan.cli.web import DEMO_ACCOUNTS
-    from immunoplan.web.storage import open_storage
+    from immunoplan.registry.users import open_storage
 
     started: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from web_helpers import WebClient, password_for
 
+from immunoplan.registry.users import open_storage
 from immunoplan.services.analysis import cohort_tables
 from immunoplan.services.auth import ROLES, Passwords, add_user
 from immunoplan.web.app import create_app
 from immunoplan.web.settings import WebSettings
-from immunoplan.web.storage import open_storage
 
 
 @pytest.fixture(scope="module")

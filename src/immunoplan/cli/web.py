@@ -28,7 +28,7 @@ def _default_actor() -> str:
 
 
 def _store(db: str) -> auth.UserStore:
-    from immunoplan.web.storage import open_storage
+    from immunoplan.registry.users import open_storage
 
     return open_storage(db)[1]
 

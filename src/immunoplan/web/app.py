@@ -151,11 +151,11 @@ def create_app(
     """
     settings = settings or WebSettings(**overrides)
     if registry is None and users is None:
-        from immunoplan.web.storage import open_storage
+        from immunoplan.registry.users import open_storage
 
         registry, users = open_storage(settings.db)
     elif users is None:
-        from immunoplan.web.storage import user_store_for
+        from immunoplan.registry.users import user_store_for
 
         users = user_store_for(registry)
     ctx = WebContext(

@@ -1,20 +1,107 @@
-"""Where the web app keeps its data: the registry database (patients, records, users, audit trail).
+"""User accounts in the registry: the `User` value, the `UserStore` interface and its two implementations.
 
-`open_storage(db)` opens the registry (``immunoplan.registry.db.open_registry``) and returns it with a
-`RegistryUserStore` over its ``users`` table. Every account change runs in ``Registry.transaction(actor)``,
-so the registry's audit trail records who made it.
+`RegistryUserStore` keeps accounts in the registry's ``users`` table; every change runs in
+``Registry.transaction(actor)`` and writes its own audit entry naming the actor (never the password hash).
+`InMemoryUserStore` keeps them in a dict (tests and throw-away servers). `open_storage(db)` opens the registry
+(``immunoplan.registry.db.open_registry``) and returns it with its `RegistryUserStore`: the web app's and the
+``immunoplan user`` commands' whole storage. The account use cases (roles, password hashing, validation)
+live in ``immunoplan.services.auth``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from immunoplan.errors import InvalidInput
-from immunoplan.services.auth import User, UserStore
+from immunoplan.registry.db import Registry, open_registry
+from immunoplan.registry.models import AuditEntry
+from immunoplan.registry.models import User as UserRow
+
+
+@dataclass(frozen=True)
+class User:
+    """An account as the web layer sees it (never carries more than the hash)."""
+
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    password_hash: str = field(repr=False)
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "disabled": self.disabled,
+            "created_at": self.created_at,
+        }
+
+
+class UserStore(Protocol):
+    """Where accounts live. Implementations write an audit entry (with ``actor``) for every change."""
+
+    def get(self, username: str) -> User | None: ...
+
+    def get_by_id(self, user_id: int) -> User | None: ...
+
+    def list(self) -> list[User]: ...
+
+    def add(self, username: str, password_hash: str, role: str, actor: str) -> User: ...
+
+    def set_password_hash(self, username: str, password_hash: str, actor: str) -> User: ...
+
+    def set_disabled(self, username: str, disabled: bool, actor: str) -> User: ...
+
+
+class InMemoryUserStore:
+    """A `UserStore` in a dict (tests and throw-away servers); keeps its audit entries in ``audit``."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, User] = {}
+        self.audit: list[dict[str, object]] = []
+
+    def get(self, username: str) -> User | None:
+        return self._users.get(username)
+
+    def get_by_id(self, user_id: int) -> User | None:
+        return next((u for u in self._users.values() if u.id == user_id), None)
+
+    def list(self) -> list[User]:
+        return sorted(self._users.values(), key=lambda u: u.username)
+
+    def _put(self, user: User, action: str, actor: str) -> User:
+        self._users[user.username] = user
+        self.audit.append({"actor": actor, "action": action, "entity": "user", "entity_id": user.username})
+        return user
+
+    def add(self, username: str, password_hash: str, role: str, actor: str) -> User:
+        if username in self._users:
+            raise InvalidInput("username", f"user {username!r} already exists")
+        user = User(len(self._users) + 1, username, role, False, password_hash, datetime.now(UTC))
+        return self._put(user, "user.add", actor)
+
+    def _existing(self, username: str) -> User:
+        user = self._users.get(username)
+        if user is None:
+            raise InvalidInput("username", f"no user {username!r}")
+        return user
+
+    def set_password_hash(self, username: str, password_hash: str, actor: str) -> User:
+        u = self._existing(username)
+        new = User(u.id, u.username, u.role, u.disabled, password_hash, u.created_at)
+        return self._put(new, "user.passwd", actor)
+
+    def set_disabled(self, username: str, disabled: bool, actor: str) -> User:
+        u = self._existing(username)
+        new = User(u.id, u.username, u.role, disabled, u.password_hash, u.created_at)
+        return self._put(new, "user.disable" if disabled else "user.enable", actor)
 
 
 def _to_user(row: Any) -> User:
@@ -31,10 +118,7 @@ class RegistryUserStore:
 
     SECRET = "password_hash"
 
-    def __init__(self, registry: Any) -> None:
-        from immunoplan.registry.models import AuditEntry
-        from immunoplan.registry.models import User as UserRow
-
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._row = UserRow
         self._audit = cast(Table, AuditEntry.__table__)
@@ -119,14 +203,12 @@ class RegistryUserStore:
         return self._update(username, actor, "user.disable" if disabled else "user.enable", disabled=disabled)
 
 
-def user_store_for(registry: Any) -> UserStore:
+def user_store_for(registry: Registry) -> UserStore:
     """A `UserStore` over the registry's users table."""
     return RegistryUserStore(registry)
 
 
-def open_storage(db: str) -> tuple[Any, UserStore]:
+def open_storage(db: str) -> tuple[Registry, UserStore]:
     """Open (creating/migrating) the registry at ``db`` (path or URL) and its user store."""
-    from immunoplan.registry.db import open_registry
-
     registry = open_registry(db)
     return registry, user_store_for(registry)
