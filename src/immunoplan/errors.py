@@ -26,3 +26,19 @@ class InvalidInput(ValueError):
 
 class ReferenceDataError(RuntimeError):
     """A shipped reference data file is malformed (a packaging defect, not user error)."""
+
+
+class Conflict(RuntimeError):
+    """A write refused because of another record: a duplicate clinical act, a concurrent change, a step
+    already taken. ``record`` names the existing record (e.g. ``injection 12``); the CLI exits 2 and the web
+    answers HTTP 409 with the message. Nothing was written."""
+
+    def __init__(self, field: str, message: str, record: str | None = None) -> None:
+        self.field = field
+        self.reason = message
+        self.record = record
+        super().__init__(f"{field}: {message}" + (f" ({record})" if record else ""))
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"field": self.field, "message": self.reason, "record": self.record}
+

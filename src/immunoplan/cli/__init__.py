@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 
 from immunoplan import __version__
 from immunoplan.cli import analysis, assess, omalizumab, protocols, reference_cmd, registry, web
-from immunoplan.errors import InvalidInput
+from immunoplan.errors import Conflict, InvalidInput
 
 app = typer.Typer(
     name="immunoplan",
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="immunoplan", standalone_mode=False)
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except _cx.NoArgsIsHelpError as exc:

@@ -56,11 +56,24 @@ def to_url(url_or_path: str | Path | None) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy's documented pysqlite recipe: the driver's own implicit BEGIN is switched off and
+    # `_sqlite_begin` emits it, so a write transaction can take the write lock at its start.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
+
+
+WRITE_OPTION = "immunoplan_write"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """``BEGIN IMMEDIATE`` for write transactions (one writer at a time: a use case's checks see every
+    committed write, e.g. the injection another nurse recorded 3 s earlier), plain ``BEGIN`` for reads."""
+    immediate = conn.get_execution_options().get(WRITE_OPTION)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -73,6 +86,7 @@ def make_engine(url: str) -> Engine:
         kwargs: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -128,6 +142,7 @@ class Registry:
             s.info["actor"] = str(actor).strip()
             s.info["use_case"] = use_case
             with s.begin():
+                s.connection(execution_options={WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
                 yield s
 
     def dispose(self) -> None:

@@ -24,7 +24,7 @@ from immunoplan.reference import basis, load
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 
-EXPORT_TABLES = tuple(t for t in m.Base.metadata.tables if t != "users")
+EXPORT_TABLES = tuple(t for t in m.Base.metadata.tables if t not in ("users", "idempotency_keys"))
 
 
 def _frame(reg: Registry, table: str) -> pd.DataFrame:

@@ -91,6 +91,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _live(*columns: str, name: str) -> Index:
+    """A unique index over ``columns`` for rows that are not voided (a voided entry may be re-entered)."""
+    from sqlalchemy import text
+
+    where = text("voided_at IS NULL")
+    return Index(name, *columns, unique=True, sqlite_where=where, postgresql_where=where)
+
+
+class Correctable:
+    """Corrections, never deletions: an entry is amended (in place; the audit trail keeps the original) or
+    voided, each with who, when and why. Analyses and next-dose rules read only entries not voided."""
+
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    voided_by: Mapped[str | None] = mapped_column(String(64))
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    amended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    amended_by: Mapped[str | None] = mapped_column(String(64))
+    amend_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def voided(self) -> bool:
+        return self.voided_at is not None
+
+
 class Patient(Base):
     """A pseudonymous patient; ``display_name`` is the only direct identifier (research exports drop it)."""
 
@@ -133,9 +157,9 @@ class Diagnosis(Base):
     patient: Mapped[Patient] = relationship(back_populates="diagnoses")
 
 
-class Visit(Base):
+class Visit(Correctable, Base):
     __tablename__ = "visits"
-    __table_args__ = (UniqueConstraint("patient_id", "code", "visit_on", name="uq_visits_patient_code_date"),)
+    __table_args__ = (_live("patient_id", "code", "visit_on", name="uq_visits_patient_code_date"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id", ondelete="SET NULL"), index=True)
@@ -148,12 +172,12 @@ class Visit(Base):
     patient: Mapped[Patient] = relationship(back_populates="visits")
 
 
-class Measurement(Base):
+class Measurement(Correctable, Base):
     """One laboratory or functional result. ``allergen`` is '' unless the kind is allergen-specific."""
 
     __tablename__ = "measurements"
     __table_args__ = (
-        UniqueConstraint("patient_id", "kind", "allergen", "measured_on", name="uq_measurements_natural"),
+        _live("patient_id", "kind", "allergen", "measured_on", name="uq_measurements_natural"),
         Index("ix_measurements_kind_visit", "kind", "visit_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -170,11 +194,9 @@ class Measurement(Base):
     method: Mapped[str | None] = mapped_column(String(64))  # e.g. ImmunoCAP
 
 
-class Questionnaire(Base):
+class Questionnaire(Correctable, Base):
     __tablename__ = "questionnaires"
-    __table_args__ = (
-        UniqueConstraint("patient_id", "instrument", "completed_on", name="uq_questionnaires_natural"),
-    )
+    __table_args__ = (_live("patient_id", "instrument", "completed_on", name="uq_questionnaires_natural"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"), index=True)
@@ -215,7 +237,12 @@ class Course(Base):
     product: Mapped[str | None] = mapped_column(String(120))  # e.g. Alutard SQ D. pteronyssinus
     allergen: Mapped[str | None] = mapped_column(String(64))
     drug: Mapped[str | None] = mapped_column(String(120))  # drug desensitized to
-    regimen: Mapped[str | None] = mapped_column(String(120))  # protocol id, e.g. alutard-15-week
+    regimen: Mapped[str | None] = mapped_column(String(120))  # regimen name as shown / protocol scheme
+    product_id: Mapped[str | None] = mapped_column(String(64))  # scit_products id, e.g. alutard-sq-hdm
+    regimen_id: Mapped[str | None] = mapped_column(String(32))  # scit_products regimen id, e.g. cluster
+    start_time: Mapped[str | None] = mapped_column(String(5))  # first visit's clock time, HH:MM (clinic)
+    maintenance_interval_weeks: Mapped[int | None] = mapped_column(Integer)
+    omalizumab_lead_weeks: Mapped[int | None] = mapped_column(Integer)
     with_omalizumab: Mapped[bool] = mapped_column(Boolean, default=False)
     omalizumab_timing: Mapped[str] = mapped_column(String(16), default="none")
     status: Mapped[str] = mapped_column(String(16), default="planned")
@@ -236,11 +263,11 @@ class Course(Base):
     injections: Mapped[list[Injection]] = relationship(back_populates="course", cascade="all, delete-orphan")
 
 
-class Injection(Base):
+class Injection(Correctable, Base):
     """One allergen-immunotherapy injection given."""
 
     __tablename__ = "injections"
-    __table_args__ = (UniqueConstraint("course_id", "given_at", name="uq_injections_course_given"),)
+    __table_args__ = (_live("course_id", "given_at", name="uq_injections_course_given"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
@@ -258,9 +285,9 @@ class Injection(Base):
     course: Mapped[Course] = relationship(back_populates="injections")
 
 
-class OmalizumabAdministration(Base):
+class OmalizumabAdministration(Correctable, Base):
     __tablename__ = "omalizumab_administrations"
-    __table_args__ = (UniqueConstraint("patient_id", "given_at", name="uq_omalizumab_patient_given"),)
+    __table_args__ = (_live("patient_id", "given_at", name="uq_omalizumab_patient_given"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id", ondelete="SET NULL"), index=True)
@@ -282,13 +309,15 @@ class DesensitizationSession(Base):
     target_dose_mg: Mapped[Decimal] = mapped_column(ExactDecimal())
     protocol: Mapped[str | None] = mapped_column(String(64))  # e.g. 12-step-3-bag
     completed: Mapped[bool | None] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), default="in-progress", server_default="in-progress")
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     basis: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
-class DesensitizationStep(Base):
+class DesensitizationStep(Correctable, Base):
     __tablename__ = "desensitization_steps"
-    __table_args__ = (UniqueConstraint("session_id", "step_no", name="uq_desensitization_steps_step"),)
+    __table_args__ = (_live("session_id", "step_no", name="uq_desensitization_steps_step"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("desensitization_sessions.id", ondelete="CASCADE"))
     step_no: Mapped[int] = mapped_column(Integer)
@@ -319,7 +348,7 @@ class DoseDecision(Base):
     basis: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
-class Reaction(Base):
+class Reaction(Correctable, Base):
     """An adverse reaction, graded on a named scale/version and linked to its cause when known."""
 
     __tablename__ = "reactions"
@@ -381,4 +410,18 @@ class AuditEntry(Base):
     use_case: Mapped[str | None] = mapped_column(String(64))
 
 
-AUDITED_TABLES = tuple(t for t in Base.metadata.tables if t != "audit_log")
+class IdempotencyKey(Base):
+    """A write already done: the client's key, the use case and the result returned (a re-post, double
+    submit or reload with the same key returns this result instead of writing again). Not clinical data,
+    so not audited; written with Core statements."""
+
+    __tablename__ = "idempotency_keys"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    use_case: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+UNAUDITED_TABLES = ("audit_log", "idempotency_keys")
+AUDITED_TABLES = tuple(t for t in Base.metadata.tables if t not in UNAUDITED_TABLES)

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from immunoplan import __version__
-from immunoplan.errors import InvalidInput
+from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.services.auth import InMemoryUserStore, Passwords, UserStore
 from immunoplan.web.auth import Forbidden, NotAuthenticated
 from immunoplan.web.rendering import render, templates
@@ -111,6 +111,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if is_api(request):
             return JSONResponse({"detail": [exc.to_dict()]}, status_code=422)
         return render(request, "error.html", {"title": "Invalid input", "message": str(exc)}, status_code=422)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> Response:
+        # A duplicate clinical act or a concurrent change: HTTP 409 naming the record it conflicts with.
+        if is_api(request):
+            return JSONResponse({"detail": [exc.to_dict()]}, status_code=409)
+        return render(request, "error.html", {"title": "Conflict", "message": str(exc)}, status_code=409)
 
     @app.exception_handler(ArithmeticError)
     async def _arithmetic(request: Request, exc: ArithmeticError) -> Response:

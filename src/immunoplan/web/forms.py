@@ -115,3 +115,23 @@ def number_text(field: str, optional: bool = False) -> Callable[[str], str | Non
         return text
 
     return parse
+
+
+# ---------------------------------------------------------------- idempotency (one write per form render)
+
+IDEMPOTENCY_FIELD = "idempotency_key"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for a form about to be shown (hidden field ``idempotency_key``)."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def idempotency_key(request: Request, f: FormState | None = None) -> str | None:
+    """The client's key for this write: the form's hidden field, else the ``Idempotency-Key`` header."""
+    if f is not None and f.get(IDEMPOTENCY_FIELD):
+        return f.get(IDEMPOTENCY_FIELD)
+    return request.headers.get(IDEMPOTENCY_HEADER) or None

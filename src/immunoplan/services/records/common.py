@@ -1,0 +1,96 @@
+"""Helpers shared by the record use cases: look-ups that name the field, optional conversions, rows as
+JSON-able dicts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
+from immunoplan.registry import checks as ck
+from immunoplan.registry import models as m
+
+
+def find_patient(s: Session, pseudo_id: Any) -> m.Patient:
+    pid = ck.not_empty("pseudo_id", pseudo_id)
+    p = s.scalar(select(m.Patient).where(m.Patient.pseudo_id == pid))
+    if p is None:
+        raise InvalidInput("pseudo_id", f"no patient {pid!r} in the registry")
+    return p
+
+
+def find_course(s: Session, course_id: Any) -> m.Course:
+    c = s.get(m.Course, int(ck.to_float("course_id", course_id)))
+    if c is None:
+        raise InvalidInput("course_id", f"no course {course_id!r} in the registry")
+    return c
+
+
+def find_visit(s: Session, patient: m.Patient, code: Any) -> m.Visit | None:
+    if code in (None, ""):
+        return None
+    code = ck.choice("visit_code", code, m.VISIT_CODES)
+    v = s.scalar(
+        select(m.Visit)
+        .where(m.Visit.patient_id == patient.id, m.Visit.code == code)
+        .order_by(m.Visit.visit_on.desc())
+    )
+    if v is None:
+        raise InvalidInput("visit_code", f"patient {patient.pseudo_id} has no {code} visit; record it first")
+    return v
+
+
+def as_row(obj: m.Base) -> dict[str, Any]:
+    return {c.key: to_jsonable(getattr(obj, c.key)) for c in obj.__mapper__.column_attrs}
+
+
+def save_row(s: Session, row: m.Base) -> dict[str, Any]:
+    """Add ``row``, flush (so it gets its id) and return it as a JSON-able dict."""
+    s.add(row)
+    s.flush()
+    return as_row(row)
+
+
+def is_blank(value: Any) -> bool:
+    return value in (None, "")
+
+
+def opt_int(field: str, value: Any) -> int | None:
+    return None if is_blank(value) else int(ck.to_float(field, value))
+
+
+def opt_float(field: str, value: Any) -> float | None:
+    return None if is_blank(value) else ck.to_float(field, value)
+
+
+def opt_decimal(field: str, value: Any, *, allow_zero: bool = False) -> Decimal | None:
+    return None if is_blank(value) else ck.positive_decimal(field, value, allow_zero=allow_zero)
+
+
+def opt_course_id(s: Session, course_id: Any) -> int | None:
+    return None if is_blank(course_id) else find_course(s, course_id).id
+
+
+def basis_json(basis: Any) -> Any:
+    """The caller's basis as a JSON-able list (a single item is wrapped; None stays None)."""
+    return to_jsonable(basis if isinstance(basis, list) or basis is None else [basis])
+
+
+def result_basis(basis: Any) -> list[Any] | None:
+    """The basis found in a stored result, as a list (None when empty)."""
+    return basis if isinstance(basis, list) else ([basis] if basis else None)
+
+
+def int_or_none(x: float | None) -> int | None:
+    return None if x is None else int(x)
+
+
+def float_or_none(x: Any) -> float | None:
+    try:
+        return None if x in (None, "") else float(x)
+    except (TypeError, ValueError):
+        return None
