@@ -22,7 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class InputModel(BaseModel):
-    """Base of every input model: unknown fields are refused, text is stripped, nothing is coerced silently."""
+    """Base of every input model: unknown fields are refused and text is stripped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
@@ -35,15 +35,24 @@ def _accepted(model: type[BaseModel], field: str) -> str | None:
     accepted = extra.get("accepted")
     if accepted:
         return str(accepted)
-    bounds = []
+    low = high = None
+    lo_br, hi_br = "[", "]"
     for meta in info.metadata:
-        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            value = getattr(meta, attr, None)
-            if value is not None:
-                bounds.append(f"{sign} {value}")
+        if getattr(meta, "ge", None) is not None:
+            low = meta.ge
+        if getattr(meta, "gt", None) is not None:
+            low, lo_br = meta.gt, "("
+        if getattr(meta, "le", None) is not None:
+            high = meta.le
+        if getattr(meta, "lt", None) is not None:
+            high, hi_br = meta.lt, ")"
+        if getattr(meta, "max_length", None) is not None:
+            return f"at most {meta.max_length} characters"
+    if low is None and high is None:
+        return None
     unit = extra.get("unit")
-    text = ", ".join(bounds)
-    return (text + (f" {unit}" if unit else "")) or None
+    text = f"{lo_br}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi_br}"
+    return text + (f" {unit}" if unit else "")
 
 
 def _errors(model: type[BaseModel], exc: ValidationError) -> list[InvalidInput]:
