@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
+from immunoplan import clock
 from immunoplan.registry import models as m
 
 
@@ -25,7 +26,8 @@ def actor_of(request: Request) -> str:
 
 
 def today() -> date:
-    return date.today()
+    """The clinic's date (`immunoplan.clock`), never the server's."""
+    return clock.today()
 
 
 def patient_or_404(s: Any, patient_id: int) -> m.Patient:
