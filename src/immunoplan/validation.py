@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -52,25 +53,54 @@ def check_range(
     return value
 
 
+# Bounded work on hostile input: Decimal keeps any exponent exactly, and a later int()/quantize() of
+# ``1e1000000`` takes seconds (``1e9999999``: most of an hour). No input the product accepts needs more than
+# a few dozen characters or an exponent beyond a float's (about 1e308), so longer text, more digits and
+# larger exponents are refused before any arithmetic.
+MAX_TEXT_CHARS = 40
+MAX_DIGITS = 60
+MAX_EXPONENT = 400
+_EXPONENT = re.compile(r"[eE]\s*([+-]?)\s*0*(\d*)")
+
+
+def _too_big(field: str, value: Any) -> InvalidInput:
+    shown = value if not isinstance(value, str) or len(value) <= MAX_TEXT_CHARS else value[:20] + "..."
+    return InvalidInput(field, f"is not a plausible number: {shown!r}")
+
+
 def to_decimal(field: str, value: Any) -> Decimal:
-    """Convert a user-supplied number to Decimal exactly (floats via their shortest repr)."""
+    """Convert a user-supplied number to Decimal exactly (floats via their shortest repr).
+
+    Refuses, before converting, text longer than `MAX_TEXT_CHARS`, an exponent of magnitude over
+    `MAX_EXPONENT`, integers and Decimals with more than `MAX_DIGITS` digits, NaN and infinities."""
     if isinstance(value, Decimal):
         d = value
     elif isinstance(value, bool):
         raise InvalidInput(field, f"must be a number, got {value!r}")
     elif isinstance(value, int):
+        if value.bit_length() > MAX_DIGITS * 4:
+            raise _too_big(field, f"an integer of {value.bit_length()} bits")
         d = Decimal(value)
     elif isinstance(value, float):
         d = Decimal(repr(value))
     elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_TEXT_CHARS:
+            raise _too_big(field, value)
+        m = _EXPONENT.search(text)
+        if m and len(m.group(2)) > len(str(MAX_EXPONENT)):
+            raise _too_big(field, value)
         try:
-            d = Decimal(value.strip())
+            d = Decimal(text)
         except InvalidOperation:
             raise InvalidInput(field, f"must be a number, got {value!r}") from None
     else:
         raise InvalidInput(field, f"must be a number, got {value!r}")
     if not d.is_finite():
         raise InvalidInput(field, f"must be finite, got {value!r}")
+    t = d.as_tuple()
+    if len(t.digits) > MAX_DIGITS or abs(int(t.exponent)) > MAX_EXPONENT or abs(d.adjusted()) > MAX_EXPONENT:
+        raise _too_big(field, value if isinstance(value, str) else str(value)[:30])
     return d
 
 

@@ -77,7 +77,7 @@ def test_one_bad_row_rejects_the_file_and_writes_nothing(registry, tmp_path):
             "table": "patients",
             "row": 4,
             "column": "height_cm",
-            "reason": "1650 is above the accepted range (accepted: [30, 250])",
+            "reason": "1650 is above the accepted range (accepted: [30, 250] cm)",
         }
     ]
     assert _count(registry, m.Patient) == 0 and _count(registry, m.AuditEntry) == 0

@@ -1,5 +1,6 @@
-"""Edge validation for registry records: vocabularies, units and plausible ranges (reference data
-``registry_measurements``). Every failure is an `InvalidInput` naming the field; shared by the service layer
+"""Edge validation for registry records: vocabularies, units and plausible ranges (the field-limit catalogue
+`immunoplan.reference.limits`: measurement kinds from ``registry_measurements``, patient numbers from
+``field_limits``). Every failure is an `InvalidInput` naming the field; shared by the service layer
 and the CSV/XLSX importer so both accept exactly the same values.
 """
 
@@ -10,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan.errors import InvalidInput
+from immunoplan.reference import limits as field_limits
 from immunoplan.reference import load
 from immunoplan.validation import check_choice, check_range, to_decimal
 
@@ -84,8 +86,7 @@ def measurement(kind: Any, value: Any, allergen: Any = "", unit: Any = None) -> 
     spec_all = limits()["kinds"]
     kind = check_choice("kind", kind, tuple(spec_all))
     spec = spec_all[kind]
-    v = to_float("value", value)
-    check_range("value", v, spec["low"], spec["high"], unit=spec["unit"])
+    v = float(field_limits.check(kind, value, "value"))
     allergen = "" if allergen is None else str(allergen).strip()
     if spec.get("allergen_required") and not allergen:
         raise InvalidInput("allergen", f"is required for {kind}", "an allergen code, e.g. d1, d2")
@@ -103,12 +104,10 @@ def questionnaire_score(instrument: Any, score: Any) -> tuple[str, float]:
 
 
 def patient_number(field: str, value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    spec = limits()["patient"][field]
-    v = to_float(field, value)
-    check_range(field, v, spec["low"], spec["high"])
-    return v
+    """A patient number (``age_years``, ``height_cm``, ``asthma_step``, ...) checked against its field limit;
+    ``None`` or empty text give ``None``."""
+    d = field_limits.check_optional(field, value)
+    return None if d is None else float(d)
 
 
 def positive_decimal(field: str, value: Any, *, allow_zero: bool = False) -> Decimal:
