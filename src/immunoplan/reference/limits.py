@@ -94,7 +94,7 @@ class FieldLimit:
             bounds["le" if self.high_inclusive else "lt"] = num(self.high)
         label = self.label or self.name
         kw.setdefault("description", f"{label} ({self.unit})" if self.unit else label)
-        extra = {"unit": self.unit, "accepted": self.accepted}
+        extra: dict[str, Any] = {"unit": self.unit, "accepted": self.accepted}
         extra.update(kw.pop("json_schema_extra", None) or {})
         return Field(default, **bounds, json_schema_extra=extra, **kw)
 
