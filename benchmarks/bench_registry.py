@@ -12,20 +12,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from immunoplan.registry import demo
 from immunoplan.registry.db import open_registry
+from immunoplan.synthetic import demo, writer
 
 SIZES = (1_000, 10_000, 100_000)
 BASELINE_PATIENTS = 1_000
 
 
-class _OrmWriter(demo._Writer):
+class _OrmWriter(writer.Writer):
     """The naive path: one ORM object per row."""
 
     def flush(self) -> None:
-        for t in demo.TABLES:  # parents first: not every foreign key has an ORM relationship
+        for t in writer.TABLES:  # parents first: not every foreign key has an ORM relationship
             for row in self.rows[t]:
-                self.s.add(demo.MODELS[t](**row))
+                self.s.add(writer.MODELS[t](**row))
             self.counts[t] += len(self.rows[t])
             self.rows[t] = []
             self.s.flush()
@@ -35,17 +35,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _generate(path: Path, n: int, writer: Any = None) -> tuple[float, int]:
+def _generate(path: Path, n: int, writer_class: Any = None) -> tuple[float, int]:
     reg = open_registry(path)
-    original = demo._Writer
-    if writer is not None:
-        demo._Writer = writer  # type: ignore[misc]
+    original = demo.Writer
+    if writer_class is not None:
+        demo.Writer = writer_class  # type: ignore[misc]
     try:
         t0 = time.perf_counter()
         result = demo.create_demo(reg, seed=1, patients=n)
         seconds = time.perf_counter() - t0
     finally:
-        demo._Writer = original  # type: ignore[misc]
+        demo.Writer = original  # type: ignore[misc]
         reg.dispose()
     return seconds, sum(result["rows"].values())
 

@@ -1,6 +1,6 @@
 """Report benchmark: `immunoplan report` on demo registries of 10^3, 10^4 and 10^5 patients.
 
-The registries come from the demo generator (`immunoplan.registry.demo.create_demo`, seed-000 cohort sized to
+The registries come from the demo generator (`immunoplan.synthetic.create_demo`, seed-000 cohort sized to
 n plus the 37 seed-001 patients); building them is not timed. Each case times the report use case end to end
 (registry -> DataFrames -> tables, figures, report.html, report.pdf, tables.xlsx). The 10^3 run is the
 baseline; the note gives the growth of the time per patient ("no worse than linear" means <= 1) and the CPU
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from immunoplan.registry.db import open_registry
-from immunoplan.registry.demo import create_demo
 from immunoplan.services.analysis import cohort_report
+from immunoplan.synthetic import create_demo
 
 SIZES = (1_000, 10_000, 100_000)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from immunoplan.registry.db import open_registry
-from immunoplan.registry.demo import create_demo
 from immunoplan.services.analysis import cohort_tables
+from immunoplan.synthetic import create_demo
 
 
 @pytest.fixture(scope="module")

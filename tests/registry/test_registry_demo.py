@@ -10,7 +10,7 @@ from immunoplan.errors import InvalidInput
 from immunoplan.reference import load
 from immunoplan.registry import models as m
 from immunoplan.registry.db import open_registry
-from immunoplan.registry.demo import create_demo
+from immunoplan.synthetic import create_demo
 
 CAL = load("registry_demo_calibration")
 T1 = CAL["seed001"]["table1"]

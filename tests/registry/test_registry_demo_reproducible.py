@@ -10,7 +10,7 @@ from pathlib import Path
 SCRIPT = """
 import hashlib, sqlite3, sys
 from immunoplan.registry.db import open_registry
-from immunoplan.registry.demo import create_demo
+from immunoplan.synthetic import create_demo
 path = sys.argv[1]
 reg = open_registry(path)
 create_demo(reg, seed=3, patients=120)

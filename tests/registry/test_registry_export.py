@@ -10,9 +10,9 @@ import pytest
 from openpyxl import load_workbook
 
 from immunoplan.errors import InvalidInput
-from immunoplan.registry.demo import create_demo
 from immunoplan.registry.exporting import EXPORT_TABLES, export_research, export_tables
 from immunoplan.services import records as rec
+from immunoplan.synthetic import create_demo
 
 
 @pytest.fixture(scope="module")

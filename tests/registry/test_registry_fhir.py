@@ -9,9 +9,9 @@ from fhir.resources.R4B.bundle import Bundle
 
 from immunoplan.errors import InvalidInput
 from immunoplan.registry.db import open_registry
-from immunoplan.registry.demo import create_demo
 from immunoplan.registry.fhir import export_bundle, import_bundle, validate_bundle
 from immunoplan.services import records as rec
+from immunoplan.synthetic import create_demo
 
 KINDS = [
     ("total_ige_iu_ml", "", 185.5),

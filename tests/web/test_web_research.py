@@ -18,8 +18,8 @@ from immunoplan.web.settings import WebSettings
 
 @pytest.fixture(scope="module")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo registry (registry.demo.create_demo, 40 seed-000 patients) with the role accounts."""
-    from immunoplan.registry.demo import create_demo
+    """A small demo registry (`immunoplan.synthetic.create_demo`, 40 seed-000 patients) with role accounts."""
+    from immunoplan.synthetic import create_demo
 
     path = tmp_path_factory.mktemp("research") / "demo.sqlite"
     registry, users = open_storage(str(path))

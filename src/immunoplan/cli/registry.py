@@ -193,8 +193,8 @@ def demo(
     """Create the two synthetic demo cohorts (seed 000: RIT vs RIT+Omb-pre; seed 001: SCIT vs Omb+SCIT)."""
     from immunoplan.cli.output import progress_bar
     from immunoplan.registry.db import open_registry
-    from immunoplan.registry.demo import create_demo
     from immunoplan.registry.summary import registry_summary
+    from immunoplan.synthetic import create_demo
 
     if patients is not None and not 2 <= patients <= 10**6:
         raise InvalidInput("--patients", f"{patients} is outside the accepted range", "[2, 1000000]")
