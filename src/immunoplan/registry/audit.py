@@ -7,13 +7,14 @@ Bulk loads that bypass the ORM (demo cohorts) call `record_bulk` so the trail st
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session, attributes
 
+from immunoplan import clock
 from immunoplan.registry.models import AuditEntry, Base
 
 AUDIT_TABLE = Base.metadata.tables["audit_log"]
@@ -75,7 +76,7 @@ def _entry(
 
 def _after_flush(session: Session, _flush_context: Any) -> None:
     rows: list[dict[str, Any]] = []
-    now = datetime.now(UTC)
+    now = clock.now()
     use_case = session.info.get("use_case")
     for obj in session.new:
         if isinstance(obj, AuditEntry):
@@ -112,7 +113,7 @@ def record_bulk(
         [
             dict(
                 actor=_actor(session),
-                at=datetime.now(UTC),
+                at=clock.now(),
                 action=action,
                 table_name=table_name,
                 row_id=None,

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from immunoplan import clock
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import load
 from immunoplan.registry import models as m
@@ -398,7 +399,7 @@ def export_bundle(reg: Registry, *, pseudo_ids: list[str] | None = None) -> dict
     bundle = {
         "resourceType": "Bundle",
         "type": "collection",
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": clock.now().isoformat(),
         "entry": [
             {"fullUrl": f"urn:immunoplan:{r['resourceType']}/{r['id']}", "resource": r} for r in resources
         ],

@@ -86,9 +86,9 @@ class Base(DeclarativeBase):
 
 
 def _now() -> datetime:
-    from datetime import UTC
+    from immunoplan import clock
 
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _live(*columns: str, name: str) -> Index:

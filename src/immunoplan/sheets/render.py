@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from immunoplan import __version__
+from immunoplan import __version__, clock
 from immunoplan.errors import InvalidInput
 from immunoplan.validation import check_choice
 
@@ -66,7 +66,7 @@ def render_html(
         d=plain(data),
         page_size=page_size,
         version=__version__,
-        generated=(generated or datetime.now()).strftime("%Y-%m-%d %H:%M"),
+        generated=clock.format_local(generated or clock.now()),
     )
 
 
