@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from immunoplan.errors import InvalidInput
@@ -172,7 +172,8 @@ class RegistryUserStore:
         }
         try:
             with self.registry.transaction(actor=actor, use_case="user.add") as s:
-                new_id = s.execute(insert(table).values(**values)).inserted_primary_key[0]
+                result = cast(CursorResult[Any], s.execute(insert(table).values(**values)))
+                new_id = result.inserted_primary_key[0]
                 self._log(s, "insert", new_id, None, self._public({"id": new_id, **values}))
         except IntegrityError:
             raise InvalidInput("username", f"user {username!r} already exists") from None
