@@ -173,7 +173,9 @@ class RegistryUserStore:
         try:
             with self.registry.transaction(actor=actor, use_case="user.add") as s:
                 result = cast(CursorResult[Any], s.execute(insert(table).values(**values)))
-                new_id = result.inserted_primary_key[0]
+                key = result.inserted_primary_key
+                assert key is not None  # a single-row insert always returns its key
+                new_id = key[0]
                 self._log(s, "insert", new_id, None, self._public({"id": new_id, **values}))
         except IntegrityError:
             raise InvalidInput("username", f"user {username!r} already exists") from None
