@@ -1,0 +1,69 @@
+"""Omalizumab-IgE quasi-equilibrium binding model (Hayashi 2007; Lowe 2009), vectorised over patients.
+
+`model` holds what the papers define (parameters, covariate model, binding, right-hand side, doses, state);
+`solver` integrates it for many patients at once (fixed-grid RK4 with an integrating factor, refinement
+after doses, chunks, threads, float32 scratch buffers). The public names of both are re-exported here, so
+``from immunoplan.clinical.omalizumab import pkpd; pkpd.integrate(...)`` is the usual entry point.
+"""
+
+from __future__ import annotations
+
+from immunoplan.clinical.omalizumab.pkpd.model import (
+    DEFAULT_MODEL,
+    MODELS,
+    PARAM_NAMES,
+    DoseEvent,
+    Individuals,
+    State,
+    binding,
+    complex_amount,
+    et_stiffness,
+    half_lives_days,
+    ige_ng_per_iu,
+    individuals,
+    initial_state,
+    model_spec,
+    observables,
+    omega_matrix,
+    regular_regimen,
+    rhs,
+)
+from immunoplan.clinical.omalizumab.pkpd.solver import (
+    CHUNK_SIZE,
+    DEFAULT_STEPS_PER_DAY,
+    REFINE_DAYS,
+    REFINE_FREE_FRACTION,
+    REFINE_SUBSTEPS,
+    balanced_chunk_size,
+    concat_observables,
+    integrate,
+)
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_MODEL",
+    "DEFAULT_STEPS_PER_DAY",
+    "MODELS",
+    "PARAM_NAMES",
+    "REFINE_DAYS",
+    "REFINE_FREE_FRACTION",
+    "REFINE_SUBSTEPS",
+    "DoseEvent",
+    "Individuals",
+    "State",
+    "balanced_chunk_size",
+    "binding",
+    "complex_amount",
+    "concat_observables",
+    "et_stiffness",
+    "half_lives_days",
+    "ige_ng_per_iu",
+    "individuals",
+    "initial_state",
+    "integrate",
+    "model_spec",
+    "observables",
+    "omega_matrix",
+    "regular_regimen",
+    "rhs",
+]
