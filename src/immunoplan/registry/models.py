@@ -52,6 +52,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -116,11 +117,22 @@ class Correctable:
 
 
 class Patient(Base):
-    """A pseudonymous patient; ``display_name`` is the only direct identifier (research exports drop it)."""
+    """A pseudonymous patient; ``mrn`` and ``display_name`` are the direct identifiers (research exports drop
+    them; ``pseudo_id`` is never derived from the MRN)."""
 
     __tablename__ = "patients"
+    __table_args__ = (
+        Index(
+            "uq_patients_mrn",
+            "mrn",
+            unique=True,
+            sqlite_where=text("mrn IS NOT NULL"),
+            postgresql_where=text("mrn IS NOT NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pseudo_id: Mapped[str] = mapped_column(String(64), unique=True)
+    mrn: Mapped[str | None] = mapped_column(String(64))  # the clinic's medical record number (unique)
     display_name: Mapped[str | None] = mapped_column(String(200))
     birth_date: Mapped[date | None] = mapped_column(Date)
     age_years: Mapped[int | None] = mapped_column(Integer)  # age at enrolment when no birth date is held
@@ -311,15 +323,20 @@ class DesensitizationSession(Base):
     completed: Mapped[bool | None] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(16), default="in-progress", server_default="in-progress")
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32))  # completed, completed-with-reactions, stopped
+    dose_given_mg: Mapped[Decimal | None] = mapped_column(ExactDecimal())  # recorded when finished
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     basis: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class DesensitizationStep(Correctable, Base):
     __tablename__ = "desensitization_steps"
-    __table_args__ = (_live("session_id", "step_no", name="uq_desensitization_steps_step"),)
+    __table_args__ = (_live("session_id", "replan_no", "step_no", name="uq_desensitization_steps_step"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("desensitization_sessions.id", ondelete="CASCADE"))
+    # 0 = the original protocol; n = the n-th re-planned continuation after a breakthrough reaction, whose
+    # steps keep their protocol numbers (resume at step 10: steps 10, 11, 12 of continuation 1)
+    replan_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     step_no: Mapped[int] = mapped_column(Integer)
     bag: Mapped[int | None] = mapped_column(Integer)
     rate_ml_h: Mapped[Decimal | None] = mapped_column(ExactDecimal())
@@ -328,6 +345,7 @@ class DesensitizationStep(Correctable, Base):
     cumulative_dose_mg: Mapped[Decimal | None] = mapped_column(ExactDecimal())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="given")  # given, paused, skipped, stopped
+    early_reason: Mapped[str | None] = mapped_column(Text)  # why a step was started before its earliest time
 
 
 class DoseDecision(Base):

@@ -1,5 +1,6 @@
 """Workflows: courses store what they are, corrections instead of deletions, idempotency keys.
 
+- patients: ``mrn`` (medical record number, unique where given; a direct identifier).
 - courses: ``product_id``, ``regimen_id``, ``start_time``, ``maintenance_interval_weeks``,
   ``omalizumab_lead_weeks`` as columns. Existing rows are converted: the web app stored
   ``"<product id>|<regimen id>"`` in ``regimen`` (split), imported/demo courses named the product and the
@@ -9,7 +10,9 @@
   desensitization_steps: ``voided_at/by``, ``void_reason``, ``amended_at/by``, ``amend_reason``; their natural
   unique keys hold only among entries that are not voided (partial unique indexes), so a voided entry can be
   entered again correctly.
-- desensitization_sessions: ``status`` (in-progress, completed, stopped) and ``ended_at``.
+- desensitization_sessions: ``status`` (in-progress, completed, stopped), ``ended_at``, ``outcome`` and
+  ``dose_given_mg``; desensitization_steps: ``replan_no`` (0 = the original protocol, n = the n-th re-planned
+  continuation after a breakthrough reaction; part of the step's natural key) and ``early_reason``.
 - idempotency_keys: one row per write done with a client key (re-posts return the stored result).
 
 Revision ID: 0003
@@ -24,6 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+import immunoplan.registry.types
 
 revision = "0003"
 down_revision = "0002"
@@ -49,6 +54,9 @@ NATURAL_KEYS = {
     "uq_desensitization_steps_step": ("desensitization_steps", ("session_id", "step_no")),
 }
 LIVE = sa.text("voided_at IS NULL")
+MRN = sa.text("mrn IS NOT NULL")  # patients.mrn: unique among the patients that have one
+#: natural keys whose live-row index has more columns than the unique constraint it replaces
+LIVE_KEY_COLUMNS = {"uq_desensitization_steps_step": ("session_id", "replan_no", "step_no")}
 
 
 def _correction_columns() -> list[sa.Column[Any]]:
@@ -140,12 +148,22 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("maintenance_interval_weeks", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("omalizumab_lead_weeks", sa.Integer(), nullable=True))
     _convert_courses()
+    with op.batch_alter_table("patients", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("mrn", sa.String(length=64), nullable=True))
+    op.create_index("uq_patients_mrn", "patients", ["mrn"], unique=True, sqlite_where=MRN, postgresql_where=MRN)
 
     with op.batch_alter_table("desensitization_sessions", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("status", sa.String(length=16), nullable=False, server_default="in-progress")
         )
         batch_op.add_column(sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("outcome", sa.String(length=32), nullable=True))
+        batch_op.add_column(
+            sa.Column("dose_given_mg", immunoplan.registry.types.ExactDecimal(), nullable=True)
+        )
+    with op.batch_alter_table("desensitization_steps", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("replan_no", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("early_reason", sa.Text(), nullable=True))
     sessions = sa.table(
         "desensitization_sessions", sa.column("status", sa.String), sa.column("completed", sa.Boolean)
     )
@@ -159,7 +177,8 @@ def upgrade() -> None:
     for name, (table, columns) in NATURAL_KEYS.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(name, type_="unique")
-        op.create_index(name, table, list(columns), unique=True, sqlite_where=LIVE, postgresql_where=LIVE)
+        live_columns = LIVE_KEY_COLUMNS.get(name, columns)
+        op.create_index(name, table, list(live_columns), unique=True, sqlite_where=LIVE, postgresql_where=LIVE)
 
     op.create_table(
         "idempotency_keys",
@@ -182,9 +201,17 @@ def downgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in _correction_columns():
                 batch_op.drop_column(column.name)
+    with op.batch_alter_table("desensitization_steps", schema=None) as batch_op:
+        batch_op.drop_column("early_reason")
+        batch_op.drop_column("replan_no")
     with op.batch_alter_table("desensitization_sessions", schema=None) as batch_op:
+        batch_op.drop_column("dose_given_mg")
+        batch_op.drop_column("outcome")
         batch_op.drop_column("ended_at")
         batch_op.drop_column("status")
+    op.drop_index("uq_patients_mrn", table_name="patients")
+    with op.batch_alter_table("patients", schema=None) as batch_op:
+        batch_op.drop_column("mrn")
     with op.batch_alter_table("courses", schema=None) as batch_op:
         for column in (
             "omalizumab_lead_weeks",
