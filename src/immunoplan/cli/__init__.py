@@ -20,7 +20,18 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
     from click import exceptions as _cx  # type: ignore[no-redef]
 
 from immunoplan import __version__
-from immunoplan.cli import analysis, assess, omalizumab, protocols, reference_cmd, registry, web
+from immunoplan.cli import (
+    analysis,
+    assess,
+    desensitization,
+    grade,
+    oit,
+    omalizumab,
+    reference_cmd,
+    registry,
+    scit,
+    web,
+)
 from immunoplan.errors import Conflict, InvalidInput
 
 app = typer.Typer(
@@ -50,7 +61,18 @@ def _root(
     """immunoplan command line."""
 
 
-for _module in (assess, omalizumab, protocols, registry, analysis, web, reference_cmd):
+for _module in (
+    assess,
+    omalizumab,
+    oit,
+    scit,
+    grade,
+    desensitization,
+    registry,
+    analysis,
+    web,
+    reference_cmd,
+):
     _module.register(app)
 
 
