@@ -1,4 +1,4 @@
-"""PK/PD model: published half-lives and check values (Lowe 2009, Hayashi 2007; /work/shared/reference/
+"""PK/PD model: published half-lives and check values (Lowe 2009, Hayashi 2007; the team's research note
 omalizumab_pkpd.md sections 3 and 6), mass balance, dose linearity, agreement with scipy LSODA to 1 %."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Label table lookups: every US asthma >=12 cell and band edge (golden:
-/work/shared/reference/omalizumab_dosing.md section 1.1, three agreeing copies of the US label), the four
+the team's research note omalizumab_dosing.md section 1.1, three agreeing copies of the US label), the four
 result kinds, overrides, injections."""
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ import pytest
 
 from immunoplan.clinical.desensitization import RddRequest, generate
 
-EXAMPLES = Path("/work/shared/reference/protocols_examples.json")
-# The published table, copied here so the test runs without the shared folder (UpToDate graphic, VERIFIED).
+# The worked example and its computed block, copied into the repository with its source (tests/golden/).
+EXAMPLE = Path(__file__).resolve().parents[1] / "golden" / "rdd12_ceftazidime_2000mg_uptodate.json"
+# The published table (UpToDate graphic, VERIFIED), also written out here.
 PUBLISHED_STEPS = [
     (1, 1, "2.0", "15", "0.50", "0.040", "0.040"),
     (2, 1, "5.0", "15", "1.25", "0.100", "0.140"),
@@ -70,11 +71,13 @@ def test_totals_and_infused_volumes(plan) -> None:
     assert all(b.verified for b in plan.basis)
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="shared reference folder not present")
 def test_matches_computed_block_of_examples_file(plan) -> None:
-    ex = next(
-        e for e in json.loads(EXAMPLES.read_text())["rdd_examples"] if e["id"].startswith("rdd12_ceftazidime")
-    )
+    assert EXAMPLE.is_file(), f"golden data missing: {EXAMPLE} (see tests/golden/README.md)"
+    golden = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    ex = golden["example"]
+    assert ex["id"] == "rdd12_ceftazidime_2000mg_uptodate"
+    assert golden["original_source"].startswith("UpToDate")
+    assert len(ex["computed"]["steps"]) == len(plan.steps) == 12
     for s, c in zip(plan.steps, ex["computed"]["steps"], strict=True):
         assert _q(s.dose_mg, "0.0001") == Decimal(str(c["dose_mg"])).quantize(Decimal("0.0001"))
         assert _q(s.cumulative_mg, "0.0001") == Decimal(str(c["cumulative_mg"])).quantize(Decimal("0.0001"))

@@ -274,7 +274,6 @@ def test_scit_cli(cli, tmp_path) -> None:
 
 
 def test_scit_with_omalizumab_calendar(cli) -> None:
-    pytest.importorskip("immunoplan.services.omalizumab")
     r = cli(
         "scit",
         "schedule",
