@@ -151,14 +151,14 @@ def test_human_output_renders(cli) -> None:
 
 BAD = [
     (["risk", "--age", "300", "--total-ige", "420", "--sige", "68"], "age_years", "[0, 120]"),
-    (["risk", "--age", "14", "--total-ige", "-5", "--sige", "68"], "total_ige_iu_ml", "(0, 100000]"),
+    (["risk", "--age", "14", "--total-ige", "-5", "--sige", "68"], "total_ige_iu_ml", "(0, 1000000]"),
     (["risk", "--age", "14", "--total-ige", "420", "--sige", "-1"], "sige_kua_l", "[0, 100000]"),
     (["risk", "--age", "fourteen", "--total-ige", "420", "--sige", "68"], "age_years", "[0, 120]"),
     (["eligibility", "--age", "300"], "age_years", "[0, 120]"),
-    (["eligibility", "--age", "30", "--total-ige", "-1"], "total_ige_iu_ml", "[0, 100000]"),
-    (["eligibility", "--age", "30", "--weight-kg", "heavy"], "weight_kg", "(0, 350]"),
+    (["eligibility", "--age", "30", "--total-ige", "-1"], "total_ige_iu_ml", "(0, 1000000]"),
+    (["eligibility", "--age", "30", "--weight-kg", "heavy"], "weight_kg", "(0, 500]"),
     (["biomarkers", "--sige", "-2"], "sige_kua_l", "[0, 100000]"),
-    (["biomarkers", "--total-ige", "abc"], "total_ige_iu_ml", "[0, 100000]"),
+    (["biomarkers", "--total-ige", "abc"], "total_ige_iu_ml", "(0, 1000000]"),
     (["biomarkers", "--feno", "20", "--age", "300"], "age_years", "[0, 120]"),
     (["score", "act", "4", "-1", "3", "4", "3"], "item 2", "[1, 5]"),
     (["score", "act", "4", "x", "3", "4", "3"], "item 2", "[1, 5]"),

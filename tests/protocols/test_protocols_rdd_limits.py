@@ -9,7 +9,7 @@ import pytest
     ("extra", "field"),
     [
         (["--final-rate-ml-h", "0.000001"], "final_rate_ml_h"),  # would run for millennia (the engine hung)
-        (["--final-rate-ml-h", "80", "--dose-mg", "1e300"], "target_mg"),  # overflowed exact arithmetic
+        (["--final-rate-ml-h", "80", "--dose-mg", "1e300"], "dose_mg"),  # overflowed exact arithmetic
         (["--final-rate-ml-h", "80", "--bag-volume-ml", "1e300"], "bag_volume_ml"),
         (["--final-rate-ml-h", "1e300"], "final_rate_ml_h"),
     ],

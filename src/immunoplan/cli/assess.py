@@ -16,12 +16,18 @@ from immunoplan.clinical import eligibility as elig
 from immunoplan.clinical import risk as sr_risk
 from immunoplan.clinical import spirometry as spiro
 from immunoplan.errors import InvalidInput
+from immunoplan.reference import limits
 from immunoplan.services.assessment import PatientAssessment, assess_patient
 
 JSON = typer.Option(False, "--json", help=JSON_OPTION_HELP)
 LOOSE = {
     "ignore_unknown_options": True
 }  # let "-1" reach the item validator instead of being read as an option
+
+
+def _help(text: str, field: str) -> str:
+    """Option help ending with the field limit's accepted range (`immunoplan.reference.limits`)."""
+    return limits.limit(field).help(text)
 
 
 def _fmt(v: Any) -> str:
@@ -78,14 +84,18 @@ def _render_risk(res: sr_risk.RiskResult) -> None:
 
 
 def risk_cmd(
-    age: str = typer.Option(..., "--age", help="Age in years."),
-    total_ige: str = typer.Option(..., "--total-ige", help="Total IgE (IU/mL = kU/L)."),
-    sige: str = typer.Option(..., "--sige", help="Allergen-specific IgE (kUA/L)."),
+    age: str = typer.Option(..., "--age", help=_help("Age in years.", "age_years")),
+    total_ige: str = typer.Option(
+        ..., "--total-ige", help=_help("Total IgE (IU/mL = kU/L).", "total_ige_iu_ml")
+    ),
+    sige: str = typer.Option(..., "--sige", help=_help("Allergen-specific IgE (kUA/L).", "sige_kua_l")),
     allergen: str = typer.Option("mite", "--allergen", help="Allergen (seed 000 studied house dust mite)."),
     asthma_control: str = typer.Option(
         None, "--asthma-control", help="controlled, partly-controlled, uncontrolled."
     ),
-    fev1_pct: str = typer.Option(None, "--fev1-pct", help="FEV1 % predicted (pre-bronchodilator)."),
+    fev1_pct: str = typer.Option(
+        None, "--fev1-pct", help=_help("FEV1 % predicted (pre-bronchodilator).", "fev1_pct_pred")
+    ),
     beta_blocker: bool = typer.Option(None, "--beta-blocker/--no-beta-blocker", help="Takes a beta-blocker."),
     as_json: bool = JSON,
 ) -> None:
@@ -120,11 +130,15 @@ def _render_eligibility(res: elig.EligibilityResult) -> None:
 
 
 def eligibility_cmd(
-    age: str = typer.Option(..., "--age", help="Age in years."),
-    total_ige: str = typer.Option(None, "--total-ige", help="Pre-treatment total IgE (IU/mL)."),
-    weight_kg: str = typer.Option(None, "--weight-kg", help="Body weight (kg)."),
-    eosinophils: str = typer.Option(None, "--eosinophils", help="Blood eosinophils (cells/uL)."),
-    feno: str = typer.Option(None, "--feno", help="FeNO (ppb)."),
+    age: str = typer.Option(..., "--age", help=_help("Age in years.", "age_years")),
+    total_ige: str = typer.Option(
+        None, "--total-ige", help=_help("Pre-treatment total IgE (IU/mL).", "total_ige_iu_ml")
+    ),
+    weight_kg: str = typer.Option(None, "--weight-kg", help=_help("Body weight (kg).", "weight_kg")),
+    eosinophils: str = typer.Option(
+        None, "--eosinophils", help=_help("Blood eosinophils (cells/uL).", "eosinophils_cells_ul")
+    ),
+    feno: str = typer.Option(None, "--feno", help=_help("FeNO (ppb).", "feno_ppb")),
     perennial: bool = typer.Option(
         None,
         "--perennial-sensitization/--no-perennial-sensitization",
@@ -155,16 +169,24 @@ def eligibility_cmd(
 # ---------------------------------------------------------------- biomarkers
 def biomarkers_cmd(
     sige: str = typer.Option(
-        None, "--sige", help="Allergen-specific IgE (kUA/L): class and, with --total-ige, ratio."
+        None,
+        "--sige",
+        help=_help("Allergen-specific IgE (kUA/L): class and, with --total-ige, ratio.", "sige_kua_l"),
     ),
-    total_ige: str = typer.Option(None, "--total-ige", help="Total IgE (IU/mL); also converted to ng/mL."),
+    total_ige: str = typer.Option(
+        None, "--total-ige", help=_help("Total IgE (IU/mL); also converted to ng/mL.", "total_ige_iu_ml")
+    ),
     ige_ng_ml: str = typer.Option(None, "--ige-ng-ml", help="Total IgE in ng/mL, converted to IU/mL."),
     factor: str = typer.Option(
         None, "--factor", help="ng per IU: 2.42 (default, UNVERIFIED) or 2.4 (SECONDARY)."
     ),
-    eosinophils: str = typer.Option(None, "--eosinophils", help="Blood eosinophils (cells/uL)."),
-    feno: str = typer.Option(None, "--feno", help="FeNO (ppb); needs --age."),
-    age: str = typer.Option(None, "--age", help="Age in years (chooses adult or child FeNO cut-offs)."),
+    eosinophils: str = typer.Option(
+        None, "--eosinophils", help=_help("Blood eosinophils (cells/uL).", "eosinophils_cells_ul")
+    ),
+    feno: str = typer.Option(None, "--feno", help=_help("FeNO (ppb); needs --age.", "feno_ppb")),
+    age: str = typer.Option(
+        None, "--age", help=_help("Age in years (chooses adult or child FeNO cut-offs).", "age_years")
+    ),
     as_json: bool = JSON,
 ) -> None:
     """sIgE class, sIgE/total-IgE ratio, IgE unit conversion, eosinophil and FeNO categories."""
@@ -195,7 +217,9 @@ def biomarkers_cmd(
     if feno is not None:
         if age is None:
             raise InvalidInput(
-                "age_years", "needed with --feno (adult and child cut-offs differ)", "[0, 120] years"
+                "age_years",
+                "needed with --feno (adult and child cut-offs differ)",
+                limits.limit("age_years").accepted,
             )
         cat = biomarkers.feno_category(feno, age)
         out["feno"] = {"category": cat.category, "meaning": cat.meaning}
@@ -248,13 +272,17 @@ def score_cmd(
         help="Item responses in questionnaire order (SCORAD: A, 6 intensity "
         "items, pruritus VAS, sleep VAS; AQLQ: grouped by domain).",
     ),
-    fev1_pct: str = typer.Option(None, "--fev1-pct", help="ACQ-7: FEV1 % predicted (then give 6 items)."),
+    fev1_pct: str = typer.Option(
+        None, "--fev1-pct", help=_help("ACQ-7: FEV1 % predicted (then give 6 items).", "fev1_pct_pred")
+    ),
     bands: str = typer.Option(
         None,
         "--bands",
         help="Category convention (ACQ: naepp, van-der-meer; SCORAD: chopra, kunz, fondation).",
     ),
-    age: str = typer.Option(None, "--age", help="Age in years: warns outside the validated age range."),
+    age: str = typer.Option(
+        None, "--age", help=_help("Age in years: warns outside the validated age range.", "age_years")
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Score a questionnaire: total, category, minimal important difference."""
@@ -315,13 +343,15 @@ def spirometry_cmd(
     ),
     sex: str = typer.Option(..., "--sex", help="male or female (sex at birth)."),
     age: str = typer.Option(..., "--age", help="Age in years (3-95)."),
-    height_cm: str = typer.Option(..., "--height-cm", help="Standing height (cm)."),
+    height_cm: str = typer.Option(..., "--height-cm", help=_help("Standing height (cm).", "height_cm")),
     ethnicity: str = typer.Option(
         None, "--ethnicity", help="gli2012 only: caucasian, african-american, ne-asian, se-asian, other."
     ),
-    fev1: str = typer.Option(None, "--fev1", help="Measured FEV1 (L)."),
-    fvc: str = typer.Option(None, "--fvc", help="Measured FVC (L)."),
-    fev1_fvc: str = typer.Option(None, "--fev1-fvc", help="Measured FEV1/FVC as a ratio (e.g. 0.72)."),
+    fev1: str = typer.Option(None, "--fev1", help=_help("Measured FEV1 (L).", "fev1_l")),
+    fvc: str = typer.Option(None, "--fvc", help=_help("Measured FVC (L).", "fvc_l")),
+    fev1_fvc: str = typer.Option(
+        None, "--fev1-fvc", help=_help("Measured FEV1/FVC as a ratio (e.g. 0.72).", "fev1_fvc")
+    ),
     as_json: bool = JSON,
 ) -> None:
     """GLI predicted values, LLN, ULN, z-scores and % predicted (all three measures when none is given)."""
@@ -375,20 +405,22 @@ def render_assessment(a: PatientAssessment, extra: list[tuple[str, Any]] | None 
 
 
 def assess_cmd(
-    age: str = typer.Option(..., "--age", help="Age in years."),
-    total_ige: str = typer.Option(..., "--total-ige", help="Total IgE (IU/mL)."),
-    sige: str = typer.Option(..., "--sige", help="Allergen-specific IgE (kUA/L)."),
+    age: str = typer.Option(..., "--age", help=_help("Age in years.", "age_years")),
+    total_ige: str = typer.Option(..., "--total-ige", help=_help("Total IgE (IU/mL).", "total_ige_iu_ml")),
+    sige: str = typer.Option(..., "--sige", help=_help("Allergen-specific IgE (kUA/L).", "sige_kua_l")),
     allergen: str = typer.Option("mite", "--allergen"),
-    weight_kg: str = typer.Option(None, "--weight-kg"),
-    eosinophils: str = typer.Option(None, "--eosinophils", help="cells/uL"),
-    feno: str = typer.Option(None, "--feno", help="ppb"),
+    weight_kg: str = typer.Option(None, "--weight-kg", help=_help("Body weight (kg).", "weight_kg")),
+    eosinophils: str = typer.Option(
+        None, "--eosinophils", help=_help("Blood eosinophils (cells/uL).", "eosinophils_cells_ul")
+    ),
+    feno: str = typer.Option(None, "--feno", help=_help("FeNO (ppb).", "feno_ppb")),
     perennial: bool = typer.Option(None, "--perennial-sensitization/--no-perennial-sensitization"),
     severity: str = typer.Option(None, "--severity", help="mild, moderate or severe."),
     asthma_control: str = typer.Option(
         None, "--asthma-control", help="controlled, partly-controlled, uncontrolled."
     ),
     ocs_dependent: bool = typer.Option(None, "--ocs-dependent/--no-ocs-dependent"),
-    fev1_pct: str = typer.Option(None, "--fev1-pct", help="FEV1 % predicted."),
+    fev1_pct: str = typer.Option(None, "--fev1-pct", help=_help("FEV1 % predicted.", "fev1_pct_pred")),
     beta_blocker: bool = typer.Option(None, "--beta-blocker/--no-beta-blocker"),
     label: str = typer.Option(None, "--label", help="Free-text label for the printout."),
     as_json: bool = JSON,

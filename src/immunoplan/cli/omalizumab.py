@@ -13,7 +13,14 @@ from rich.table import Table
 
 from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, progress_bar
 from immunoplan.errors import InvalidInput
+from immunoplan.reference import limits
 from immunoplan.services import omalizumab as svc
+
+
+def _help(text: str, field: str) -> str:
+    """Option help ending with the field limit's accepted range (`immunoplan.reference.limits`)."""
+    return limits.limit(field).help(text)
+
 
 PROGRESS_MIN_PATIENTS = 2000
 
@@ -50,10 +57,12 @@ def _render_dose(r: Any) -> None:
 def dose_cmd(
     indication: str = typer.Option(..., help="asthma, crswnp, food-allergy or csu."),
     region: str = typer.Option("us", help="us or eu."),
-    age: float = typer.Option(..., "--age", help="Age in years."),
-    weight_kg: float = typer.Option(None, help="Body weight (kg); not needed for csu."),
+    age: float = typer.Option(..., "--age", help=_help("Age in years.", "age_years")),
+    weight_kg: float = typer.Option(None, help=_help("Body weight (kg); not needed for csu.", "weight_kg")),
     total_ige: float = typer.Option(
-        None, "--total-ige", help="Pre-treatment serum total IgE (IU/mL); not needed for csu."
+        None,
+        "--total-ige",
+        help=_help("Pre-treatment serum total IgE (IU/mL); not needed for csu.", "total_ige_iu_ml"),
     ),
     override_unverified: str = typer.Option(
         None, help="Reason for showing a dose from an UNVERIFIED cell (recorded in the output)."
@@ -116,13 +125,17 @@ def schedule_cmd(
     ),
     indication: str = typer.Option("asthma", help="Label indication for the dose lookup."),
     region: str = typer.Option("us", help="us or eu."),
-    age: float = typer.Option(None, "--age", help="Age in years (label kinds)."),
-    weight_kg: float = typer.Option(None, help="Body weight (kg)."),
-    total_ige: float = typer.Option(None, "--total-ige", help="Pre-treatment total IgE (IU/mL)."),
+    age: float = typer.Option(None, "--age", help=_help("Age in years (label kinds).", "age_years")),
+    weight_kg: float = typer.Option(None, help=_help("Body weight (kg).", "weight_kg")),
+    total_ige: float = typer.Option(
+        None, "--total-ige", help=_help("Pre-treatment total IgE (IU/mL).", "total_ige_iu_ml")
+    ),
     override_unverified: str = typer.Option(None, help="Reason to use an UNVERIFIED table cell (recorded)."),
     protocol: str = typer.Option("rush", help="pretreatment: rush or cluster."),
     weeks: int = typer.Option(None, help="maintenance / concurrent-scit duration (weeks)."),
-    weeks_before: int = typer.Option(None, help="pretreatment: weeks before the first allergen dose."),
+    weeks_before: int = typer.Option(
+        None, help=_help("pretreatment: weeks before the first allergen dose.", "omalizumab_lead_weeks")
+    ),
     continue_weeks: int = typer.Option(None, help="pretreatment: weeks after the first allergen dose."),
     cycles: int = typer.Option(6, help="desensitization: number of desensitizations planned."),
     cycle_weeks: int = typer.Option(3, help="desensitization: weeks between chemotherapy cycles."),
@@ -237,11 +250,15 @@ def _plot(r: Any, path: str) -> None:
 @omalizumab_app.command("simulate")
 def simulate_cmd(
     weight_kg: float = typer.Option(
-        ..., help="Body weight (kg); centre of the population unless --weight-range."
+        ..., help=_help("Body weight (kg); centre of the population unless --weight-range.", "weight_kg")
     ),
-    total_ige: float = typer.Option(..., "--total-ige", help="Baseline total IgE (IU/mL)."),
-    dose_mg: float = typer.Option(..., help="Dose per administration (mg)."),
-    interval_weeks: float = typer.Option(..., help="Weeks between doses."),
+    total_ige: float = typer.Option(
+        ..., "--total-ige", help=_help("Baseline total IgE (IU/mL).", "total_ige_iu_ml")
+    ),
+    dose_mg: float = typer.Option(..., help=_help("Dose per administration (mg).", "omalizumab_dose_mg")),
+    interval_weeks: float = typer.Option(
+        ..., help=_help("Weeks between doses.", "omalizumab_interval_weeks")
+    ),
     weeks: float = typer.Option(16, help="Simulated duration (weeks)."),
     model: str = typer.Option("lowe2009", help="lowe2009 (default) or hayashi2007."),
     population: int = typer.Option(None, help="Number of virtual patients (omit for one typical patient)."),

@@ -1,4 +1,5 @@
-"""Shared pieces of the assessment engines: rules-as-data conditions, fired rules, bands and input limits.
+"""Shared pieces of the assessment engines: rules-as-data conditions, fired rules, bands and input checks
+(the plausibility bounds themselves are the field-limit catalogue, `immunoplan.reference.limits`).
 
 Conditions in the ``assess_*`` reference files are small JSON trees::
 
@@ -17,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis, basis
+from immunoplan.reference import Basis, basis, limits
 from immunoplan.validation import check_choice, to_decimal
 
 Facts = Mapping[str, Any]
@@ -126,16 +127,6 @@ def find_band(value: Decimal, bands: Sequence[Mapping[str, Any]]) -> Mapping[str
     return None
 
 
-# Input plausibility limits for validation at the public entry points. These reject typing errors; they
-# are not clinical thresholds (no rule in the product depends on them).
-AGE_YEARS = (Decimal(0), Decimal(120))
-IGE_MAX = Decimal(100000)  # kU/L or kUA/L; total IgE in hyper-IgE states reaches tens of thousands
-WEIGHT_KG = (Decimal(0), Decimal(350))
-EOSINOPHILS_MAX = Decimal(100000)  # cells/uL
-FENO_MAX = Decimal(1000)  # ppb
-PERCENT_PREDICTED_MAX = Decimal(300)
-
-
 def _fmt(x: Decimal | None, default: str) -> str:
     # validation._fmt strips zeros from integral Decimals (300 -> "3"), so ranges are formatted here.
     if x is None:
@@ -192,7 +183,8 @@ def optional_number(
 
 
 def age_years(value: Any, field: str = "age_years") -> Decimal:
-    return number(field, value, *AGE_YEARS, unit="years")
+    """An age in years checked against the field limit ``age_years`` (`immunoplan.reference.limits`)."""
+    return limits.check("age_years", value, field)
 
 
 def choice(field: str, value: Any, choices: Sequence[str]) -> str:

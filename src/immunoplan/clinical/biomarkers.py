@@ -11,16 +11,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from immunoplan.clinical.assess_rules import (
-    EOSINOPHILS_MAX,
-    FENO_MAX,
-    IGE_MAX,
     FiredRule,
     age_years,
     find_band,
     fire,
     number,
 )
-from immunoplan.reference import load
+from immunoplan.reference import limits, load
 from immunoplan.validation import check_choice
 
 TABLE = "assess_biomarkers"
@@ -32,13 +29,13 @@ def _table() -> dict[str, Any]:
 
 
 def sige_kua_l(value: Any) -> Decimal:
-    """Validate an allergen-specific IgE result (kUA/L, >= 0)."""
-    return number("sige_kua_l", value, Decimal(0), IGE_MAX, unit="kUA/L")
+    """Validate an allergen-specific IgE result (kUA/L; field limit ``sige_kua_l``)."""
+    return limits.check("sige_kua_l", value)
 
 
 def total_ige_iu_ml(value: Any) -> Decimal:
-    """Validate a total IgE result (IU/mL = kU/L, > 0 so that a ratio exists)."""
-    return number("total_ige_iu_ml", value, Decimal(0), IGE_MAX, unit="IU/mL", low_inclusive=False)
+    """Validate a total IgE result (IU/mL = kU/L; field limit ``total_ige_iu_ml``: > 0, so a ratio exists)."""
+    return limits.check("total_ige_iu_ml", value)
 
 
 def sige_class(sige: Any) -> int:
@@ -110,15 +107,17 @@ def _factor(factor: str | None) -> tuple[Decimal, FiredRule]:
 
 def iu_ml_to_ng_ml(iu_ml: Any, factor: str | None = None) -> Conversion:
     """Total IgE IU/mL -> ng/mL (ng/mL = IU/mL x factor; default factor from the data, see its status)."""
-    value = number("total_ige_iu_ml", iu_ml, Decimal(0), IGE_MAX, unit="IU/mL")
+    value = limits.check("total_ige_iu_ml", iu_ml)
     f, rule = _factor(factor)
     return Conversion(value * f, "ng/mL", f, rule)
 
 
 def ng_ml_to_iu_ml(ng_ml: Any, factor: str | None = None) -> Conversion:
-    """Total IgE ng/mL -> IU/mL (IU/mL = ng/mL / factor)."""
+    """Total IgE ng/mL -> IU/mL (IU/mL = ng/mL / factor; bounds: field limit ``total_ige_iu_ml`` x factor)."""
     f, rule = _factor(factor)
-    value = number("total_ige_ng_ml", ng_ml, Decimal(0), IGE_MAX * f, unit="ng/mL")
+    lim = limits.limit("total_ige_iu_ml")
+    lo, hi = (None if b is None else b * f for b in (lim.low, lim.high))
+    value = number("total_ige_ng_ml", ng_ml, lo, hi, unit="ng/mL", low_inclusive=lim.low_inclusive)
     return Conversion(value / f, "IU/mL", f, rule)
 
 
@@ -136,7 +135,7 @@ class Category:
 
 def eosinophil_category(eosinophils_cells_ul: Any) -> Category:
     """Blood eosinophil category (cells/uL): low < 150 <= intermediate < 300 <= high (eviCore, GINA)."""
-    value = number("eosinophils_cells_ul", eosinophils_cells_ul, Decimal(0), EOSINOPHILS_MAX, unit="cells/uL")
+    value = limits.check("eosinophils_cells_ul", eosinophils_cells_ul)
     item = _table()["eosinophils"]
     band = find_band(value, [{**c, "max_inclusive": False} for c in item["categories"]])
     assert band is not None
@@ -146,7 +145,7 @@ def eosinophil_category(eosinophils_cells_ul: Any) -> Category:
 
 def feno_category(feno_ppb: Any, age: Any) -> Category:
     """FeNO (ATS 2011): adults low < 25, 25-50 intermediate, > 50 high; children < 20, 20-35, > 35"""
-    value = number("feno_ppb", feno_ppb, Decimal(0), FENO_MAX, unit="ppb")
+    value = limits.check("feno_ppb", feno_ppb)
     years = age_years(age)
     item = _table()["feno"]
     group = "child" if years < Decimal(item["child_below_age_years"]) else "adult"

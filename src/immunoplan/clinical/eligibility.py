@@ -11,19 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan.clinical.assess_rules import (
-    EOSINOPHILS_MAX,
-    FENO_MAX,
-    IGE_MAX,
-    WEIGHT_KG,
     FiredRule,
     InputRecord,
     age_years,
     evaluate,
     fire,
     optional_choice,
-    optional_number,
 )
-from immunoplan.reference import load
+from immunoplan.reference import limits, load
 
 TABLE = "assess_biologics"
 SEVERITIES = ("mild", "moderate", "severe")
@@ -56,15 +51,14 @@ def validate_eligibility_input(
     uncontrolled: bool | None = None,
     ocs_dependent: bool | None = None,
 ) -> EligibilityInput:
-    """Check every input; raise `InvalidInput` naming the field and accepted range."""
+    """Check every input against its field limit (`immunoplan.reference.limits`); raise `InvalidInput`
+    naming the field and accepted range."""
     return EligibilityInput(
         age_years=age_years(age),
-        total_ige_iu_ml=optional_number("total_ige_iu_ml", total_ige, Decimal(0), IGE_MAX, unit="IU/mL"),
-        weight_kg=optional_number("weight_kg", weight_kg, *WEIGHT_KG, unit="kg", low_inclusive=False),
-        eosinophils_cells_ul=optional_number(
-            "eosinophils_cells_ul", eosinophils, Decimal(0), EOSINOPHILS_MAX, unit="cells/uL"
-        ),
-        feno_ppb=optional_number("feno_ppb", feno, Decimal(0), FENO_MAX, unit="ppb"),
+        total_ige_iu_ml=limits.check_optional("total_ige_iu_ml", total_ige),
+        weight_kg=limits.check_optional("weight_kg", weight_kg),
+        eosinophils_cells_ul=limits.check_optional("eosinophils_cells_ul", eosinophils),
+        feno_ppb=limits.check_optional("feno_ppb", feno),
         perennial_sensitization=perennial_sensitization,
         severity=optional_choice("severity", severity, SEVERITIES),
         uncontrolled=uncontrolled,

@@ -16,7 +16,7 @@ from typing import Any
 
 from immunoplan import reference
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
+from immunoplan.reference import Basis, limits
 from immunoplan.validation import check_choice, check_range
 
 DATA = "oit_protocols"
@@ -129,7 +129,7 @@ def plan_oit(
         if weight_kg is None:
             warnings.append("weight_kg not given: omalizumab mg per month not computed")
         else:
-            check_range("weight_kg", weight_kg, 5, 250, unit="kg")
+            weight_kg = limits.check("weight_kg", weight_kg)
         warnings.append(
             om["split_within_month"]["text"] + " (UNVERIFIED): the prescriber splits the monthly dose."
         )

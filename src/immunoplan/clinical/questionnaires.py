@@ -15,7 +15,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from immunoplan.clinical.assess_rules import (
-    PERCENT_PREDICTED_MAX,
     FiredRule,
     age_years,
     choice,
@@ -25,7 +24,7 @@ from immunoplan.clinical.assess_rules import (
     number,
 )
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import load
+from immunoplan.reference import limits, load
 
 TABLE = "assess_questionnaires"
 MEAN_PLACES = Decimal("0.01")
@@ -116,9 +115,7 @@ def _check_items(instrument: str, spec: dict[str, Any], items: Sequence[Any], in
 
 def acq_fev1_item(fev1_percent_predicted: Any) -> tuple[int, FiredRule]:
     """ACQ-7 item 7 from pre-bronchodilator FEV1 % predicted (Juniper 1999 bands, half-open intervals)."""
-    value = number(
-        "fev1_percent_predicted", fev1_percent_predicted, Decimal(0), PERCENT_PREDICTED_MAX, unit="%"
-    )
+    value = limits.check("fev1_pct_pred", fev1_percent_predicted, "fev1_percent_predicted")
     item = _spec("acq7")["fev1_item"]
     band = find_band(value, item["bands"])
     assert band is not None

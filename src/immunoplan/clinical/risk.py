@@ -16,16 +16,14 @@ from typing import Any
 
 from immunoplan.clinical import biomarkers
 from immunoplan.clinical.assess_rules import (
-    PERCENT_PREDICTED_MAX,
     FiredRule,
     InputRecord,
     age_years,
     evaluate,
     fire,
     optional_choice,
-    optional_number,
 )
-from immunoplan.reference import load
+from immunoplan.reference import limits, load
 
 TABLE = "assess_sr_risk"
 ASTHMA_CONTROL = ("controlled", "partly-controlled", "uncontrolled")
@@ -55,15 +53,16 @@ def validate_risk_input(
     fev1_percent_predicted: Any = None,
     beta_blocker: bool | None = None,
 ) -> RiskInput:
-    """Check every input; raise `InvalidInput` naming the field and accepted range."""
+    """Check every input against its field limit (`immunoplan.reference.limits`); raise `InvalidInput`
+    naming the field and accepted range."""
     return RiskInput(
         age_years=age_years(age),
         total_ige_iu_ml=biomarkers.total_ige_iu_ml(total_ige),
         sige_kua_l=biomarkers.sige_kua_l(sige),
         allergen=(allergen or "mite").strip().lower(),
         asthma_control=optional_choice("asthma_control", asthma_control, ASTHMA_CONTROL),
-        fev1_percent_predicted=optional_number(
-            "fev1_percent_predicted", fev1_percent_predicted, Decimal(0), PERCENT_PREDICTED_MAX, unit="%"
+        fev1_percent_predicted=limits.check_optional(
+            "fev1_pct_pred", fev1_percent_predicted, "fev1_percent_predicted"
         ),
         beta_blocker=beta_blocker,
     )

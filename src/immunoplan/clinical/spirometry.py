@@ -16,15 +16,13 @@ from typing import Any
 
 from immunoplan.clinical.assess_rules import FiredRule, choice, find_band, fire, number
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import load
+from immunoplan.reference import limits, load
 
 TABLE = "assess_spirometry"
 EQUATIONS = ("gli-global-2022", "gli2012")
 SEXES = ("male", "female")
 MEASURES = ("fev1", "fvc", "fev1_fvc")
 _PARAM = {"fev1": 1, "fvc": 2, "fev1_fvc": 3}  # pyspiro Parameters codes (FEV1, FVC, FEV1FVC)
-HEIGHT_CM = (Decimal(30), Decimal(250))  # input plausibility limits, not GLI limits
-LITRES_MAX = Decimal(15)
 
 
 @cache
@@ -121,7 +119,7 @@ def spirometry(
     sex = choice("sex", sex, SEXES)
     lo, hi = (Decimal(x) for x in eq["age_range_years"])
     age_d = number("age_years", age, lo, hi, unit=f"years for {equation}")
-    height = number("height_cm", height_cm, *HEIGHT_CM, unit="cm")
+    height = limits.check("height_cm", height_cm)  # plausibility (field limits), not GLI limits
     warnings: list[str] = []
     eth_code: int | None = None
     if eq["uses_ethnicity"]:
@@ -132,15 +130,9 @@ def spirometry(
     elif ethnicity is not None:
         warnings.append(f"{eq['name']} is race-neutral: ethnicity {ethnicity!r} was ignored")
     observed = {
-        "fev1": None
-        if fev1_l is None
-        else number("fev1_l", fev1_l, Decimal(0), LITRES_MAX, unit="L", low_inclusive=False),
-        "fvc": None
-        if fvc_l is None
-        else number("fvc_l", fvc_l, Decimal(0), LITRES_MAX, unit="L", low_inclusive=False),
-        "fev1_fvc": None
-        if fev1_fvc is None
-        else number("fev1_fvc", fev1_fvc, Decimal(0), Decimal(1), unit="ratio", low_inclusive=False),
+        "fev1": None if fev1_l is None else limits.check("fev1_l", fev1_l),
+        "fvc": None if fvc_l is None else limits.check("fvc_l", fvc_l),
+        "fev1_fvc": None if fev1_fvc is None else limits.check("fev1_fvc", fev1_fvc),
     }
     wanted = [m for m in MEASURES if observed[m] is not None] or list(MEASURES)
     places = data["display_places"]

@@ -98,6 +98,11 @@ class FieldLimit:
         extra.update(kw.pop("json_schema_extra", None) or {})
         return Field(default, **bounds, json_schema_extra=extra, **kw)
 
+    def help(self, text: str = "") -> str:
+        """Help text for a form field or CLI option: ``text`` (default ``<label> (<unit>).``) + the range."""
+        text = text or (f"{self.label or self.name} ({self.unit})." if self.unit else f"{self.label}.")
+        return f"{text} Accepted: {self.accepted}."
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

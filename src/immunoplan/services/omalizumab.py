@@ -27,6 +27,7 @@ from immunoplan.clinical.omalizumab.schedules import KINDS, Schedule
 from immunoplan.clinical.omalizumab.simulation import SimulationResult
 from immunoplan.clinical.omalizumab.tables import lookup_dose
 from immunoplan.errors import InvalidInput
+from immunoplan.reference import limits
 from immunoplan.validation import check_choice
 
 __all__ = [
@@ -95,7 +96,8 @@ def simulate(
 
 def _need(field: str, value: Any) -> Any:
     if value is None:
-        raise InvalidInput(field, "required for this schedule kind")
+        known = limits.catalogue().get(field)
+        raise InvalidInput(field, "required for this schedule kind", known.accepted if known else None)
     return value
 
 

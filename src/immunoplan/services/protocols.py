@@ -21,9 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan.clinical import desensitization as rdd
+from immunoplan.clinical import vocabularies
 from immunoplan.clinical.desensitization import breakthrough
 from immunoplan.clinical.desensitization.premedication import bedside_checklist, premedication
 from immunoplan.errors import InvalidInput
+from immunoplan.reference import limits
 from immunoplan.validation import check_choice, check_range, to_decimal
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -97,7 +99,7 @@ def plan_desensitization(
     """Plan a rapid drug desensitization (protocols.md section 1.2; reference file ``rdd_protocols``)."""
     if not drug or not str(drug).strip():
         raise InvalidInput("drug", "must not be empty", "a drug name")
-    target = check_range("dose_mg", to_decimal("dose_mg", dose_mg), 0, None, low_inclusive=False, unit="mg")
+    target = limits.check("desensitization_dose_mg", dose_mg, "dose_mg")
     req = rdd.RddRequest(
         drug=str(drug).strip(),
         target_mg=target,
@@ -289,7 +291,7 @@ def plan_scit_schedule(
     return result
 
 
-OMALIZUMAB_MODES = ("pre", "concurrent")
+OMALIZUMAB_MODES = vocabularies.OMALIZUMAB_ADJUVANT_MODES
 
 
 def _join_omalizumab(
@@ -329,9 +331,9 @@ def _join_omalizumab(
                 "omalizumab_lead_weeks",
                 "pre-treatment needs the lead time in weeks (not "
                 "published in seed 000: the clinician sets it)",
-                "1 to 52",
+                limits.limit("omalizumab_lead_weeks").accepted,
             )
-        lead = check_range("omalizumab_lead_weeks", _int("omalizumab_lead_weeks", lead_weeks), 1, 52)
+        lead = int(limits.check("omalizumab_lead_weeks", lead_weeks))
     dose = label_dose(
         indication, region, age_years, weight_kg, total_ige_iu_ml, override_reason=override_reason
     )
@@ -376,6 +378,15 @@ def _int(field_name: str, value: Any) -> int:
     return int(d)
 
 
+def _product_unit(product_id: str) -> str | None:
+    from immunoplan.clinical.immunotherapy.catalogue import product
+
+    try:
+        return str(product(product_id)["unit"])
+    except InvalidInput:
+        return None  # an unknown product is refused later, with the list of products
+
+
 def load_history(data: dict[str, Any]) -> tuple[str, str, list[Any], str | None]:
     """Parse a course history object: ``{"product", "regimen", "ruleset"?, "injections": [...]}``.
 
@@ -407,12 +418,14 @@ def load_history(data: dict[str, Any]) -> tuple[str, str, list[Any], str | None]
         if "dose" in it:
             units = to_decimal(f"{f}.dose", it["dose"])
         elif "vial" in it and "volume_ml" in it:
-            units = dose_of(
-                product_id, _int(f"{f}.vial", it["vial"]), to_decimal(f"{f}.volume_ml", it["volume_ml"])
-            ).units
+            volume = limits.check("dose_ml", it["volume_ml"], f"{f}.volume_ml")
+            units = dose_of(product_id, _int(f"{f}.vial", it["vial"]), volume).units
         else:
             raise InvalidInput(f, "needs 'dose' or 'vial' + 'volume_ml'", "dose in product units")
-        check_range(f"{f}.dose", units, 0, None, low_inclusive=False)
+        if _product_unit(str(product_id)) == "SQ-U":
+            limits.check("dose_sq_u", units, f"{f}.dose")
+        else:  # other product units have no field limit of their own: positive
+            check_range(f"{f}.dose", units, 0, None, low_inclusive=False)
         sr = it.get("systemic_reaction") or {}
         if sr and not isinstance(sr, dict):
             raise InvalidInput(f"{f}.systemic_reaction", "must be an object", '{"scale": ..., "grade": ...}')

@@ -17,6 +17,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from immunoplan import reference
+from immunoplan.clinical import vocabularies
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis
 from immunoplan.validation import check_choice, check_range
@@ -24,7 +25,7 @@ from immunoplan.validation import check_choice, check_range
 from .plan import PRECISION, RddPlan, RddRequest, Step, _q, generate
 
 DATA = "rdd_breakthrough"
-SEVERITIES = ("mild", "moderate", "severe")
+SEVERITIES = vocabularies.BROWN_SEVERITIES  # grading_brown2004 grades, read by the rdd_breakthrough options
 
 
 @dataclass(frozen=True)

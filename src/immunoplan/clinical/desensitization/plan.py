@@ -21,8 +21,8 @@ from typing import Any
 
 from immunoplan import reference
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
-from immunoplan.validation import check_range, to_decimal
+from immunoplan.reference import Basis, limits
+from immunoplan.validation import to_decimal
 
 DATA = "rdd_protocols"
 PRECISION = 40
@@ -168,28 +168,17 @@ def scheme_rates(
     )
 
 
-#: Typing-error guards of the planner, not clinical numbers: far above any real dose, bag or pump rate, they
-#: keep exact Decimal arithmetic within its working precision (`PRECISION` digits; 1e300 mg overflowed it).
-MAX_TARGET_MG = Decimal(10**7)
-MAX_VOLUME_ML = Decimal(10**5)
-MAX_RATE_ML_H = Decimal(10**5)
-
-
 def _validate(req: RddRequest) -> None:
-    check_range("target_mg", req.target_mg, 0, MAX_TARGET_MG, low_inclusive=False, unit="mg")
-    check_range("bag_volume_ml", req.bag_volume_ml, 0, MAX_VOLUME_ML, low_inclusive=False, unit="mL")
-    check_range("final_rate_ml_h", req.final_rate_ml_h, 0, MAX_RATE_ML_H, low_inclusive=False, unit="mL/h")
+    # Typing-error guards (field limits, `immunoplan.reference.limits`), not clinical numbers: far above any
+    # real dose, bag or pump rate, they also keep exact Decimal arithmetic within its working precision
+    # (`PRECISION` digits; 1e300 mg overflowed it).
+    limits.check("desensitization_dose_mg", req.target_mg, "target_mg")
+    limits.check("bag_volume_ml", req.bag_volume_ml)
+    limits.check("rate_ml_h", req.final_rate_ml_h, "final_rate_ml_h")
     if req.dilution_bag_volume_ml is not None:
-        check_range(
-            "dilution_bag_volume_ml",
-            req.dilution_bag_volume_ml,
-            0,
-            MAX_VOLUME_ML,
-            low_inclusive=False,
-            unit="mL",
-        )
+        limits.check("bag_volume_ml", req.dilution_bag_volume_ml, "dilution_bag_volume_ml")
     if req.step_minutes is not None:
-        check_range("step_minutes", req.step_minutes, 0, 240, low_inclusive=False, unit="min")
+        limits.check("step_minutes", req.step_minutes)
     if req.rates_ml_h is None:
         if req.bags not in range(1, MAX_BAGS + 1):
             raise InvalidInput("bags", f"{req.bags} bags is not supported", "1, 2, 3, 4")
@@ -204,7 +193,7 @@ def _validate(req: RddRequest) -> None:
             if not row:
                 raise InvalidInput("rates_ml_h", f"bag {i} has no steps", "at least one rate per bag")
             for r in row:
-                check_range("rates_ml_h", r, 0, None, low_inclusive=False, unit="mL/h")
+                limits.check("rate_ml_h", r, "rates_ml_h")
             if any(b < a for a, b in zip(row, row[1:], strict=False)):
                 raise InvalidInput(
                     "rates_ml_h", f"bag {i} rates must not decrease", "non-decreasing rates per bag"

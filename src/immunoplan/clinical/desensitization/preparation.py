@@ -16,8 +16,7 @@ from typing import Any
 
 from immunoplan import reference
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
-from immunoplan.validation import check_range
+from immunoplan.reference import Basis, limits
 
 from .plan import DATA, PRECISION, RddPlan, _q
 
@@ -80,7 +79,7 @@ def round_measurable(volume_ml: Decimal) -> tuple[Decimal, Decimal]:
 
 def prepare(plan: RddPlan, stock_mg_ml: Decimal) -> Preparation:
     """Measurable preparation of every bag of ``plan`` from a stock solution of ``stock_mg_ml``."""
-    check_range("stock_mg_ml", stock_mg_ml, 0, None, low_inclusive=False, unit="mg/mL")
+    limits.check("stock_mg_ml", stock_mg_ml)
     data = reference.load(DATA)["measurable_volume_increments"]
     warnings: list[str] = []
     out: list[BagPreparation] = []

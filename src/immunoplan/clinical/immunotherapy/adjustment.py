@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan import reference
+from immunoplan.clinical import vocabularies
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import Basis
 from immunoplan.validation import check_choice
@@ -30,19 +31,21 @@ from .catalogue import Dose, dose_for_units, dose_steps, maintenance_dose, produ
 
 DATA = "scit_adjustment"
 RULESETS = ("norway", "aaaai")
-LOCAL = ("none", "up-to-quarter", "larger-than-quarter")
+LOCAL = vocabularies.LOCAL_REACTIONS  # none + the scit_adjustment local-rule sizes
 SEVERE_WAO = {"3", "4", "5"}
 
 
 @dataclass(frozen=True)
 class GivenInjection:
-    """One injection in the course history."""
+    """One injection in the course history: ``date`` is its clinic-local date; ``given_at`` (optional, clinic
+    time) is needed only for the same-visit interval of a multi-injection visit."""
 
     date: date
     dose: Decimal
     local_reaction: str = "none"
     systemic_scale: str | None = None
     systemic_grade: str | None = None
+    given_at: dt.datetime | None = None
 
     @property
     def systemic(self) -> bool:
@@ -85,7 +88,7 @@ class NextDose:
     dose: Dose | None
     rule: FiredRule | None
     rules: list[FiredRule]
-    days_since_last: int
+    days_since_last: int | None
     next_due: dt.date | None
     observation_minutes: int
     warnings: list[str] = field(default_factory=list)
@@ -126,8 +129,13 @@ def next_dose(
     *,
     ruleset: str | None = None,
     new_vial: bool = False,
+    maintenance_interval_weeks: int | None = None,
 ) -> NextDose:
-    """The dose for ``on`` after ``history`` (see module docstring for the rules, in order)."""
+    """The dose for ``on`` after ``history`` (see module docstring for the rules, in order).
+
+    ``maintenance_interval_weeks``: the course's own maintenance interval (set by the clinician at planning);
+    default the product's (``scit_products``); when neither exists, ``next_due`` is None (never invented).
+    The first dose of a course (empty history) is `immunoplan.clinical.immunotherapy.first_dose`."""
     p = product(product_id)
     allowed = list(p.get("adjustment_rulesets", RULESETS))
     ruleset = ruleset or allowed[0]
@@ -141,7 +149,9 @@ def next_dose(
         )
     if not history:
         raise InvalidInput(
-            "history", "no injection given yet: use the schedule's first dose", "a non-empty history"
+            "history",
+            "no injection given yet: the first dose is the schedule's (first_dose / next_injection)",
+            "a non-empty history",
         )
     for h in history:
         check_choice("local_reaction", h.local_reaction, LOCAL)
@@ -290,7 +300,16 @@ def next_dose(
     dose = dose_for_units(product_id, units_final)
     if units_final >= top:
         phase = "maintenance"
-    interval_days = _next_interval_days(p, hist, phase, units_final, top, data, warnings)
+    interval_days, interval = interval_days_after(
+        p, hist, phase, units_final, top, data, maintenance_interval_weeks
+    )
+    if interval.id.startswith("norway-return"):
+        warnings.append(interval.text)
+    if interval_days is None:
+        warnings.append(
+            f"No maintenance interval in the reference data for {p['name']} "
+            f"({p['maintenance_interval_weeks']['source']}): the clinician sets the next visit."
+        )
     visit = [dose]
     if action == "increase" and units_final == units and not in_maintenance:
         visit = _scheduled_visit(product_id, regimen_id, hist, units_final) or visit
@@ -299,9 +318,8 @@ def next_dose(
                 f"{len(visit)} injections today, at least {p['same_day_min_interval_minutes']} min "
                 "apart, per the schedule."
             )
-    return NextDose(
-        "dose", on, phase, dose, fired, rules, days, on + timedelta(days=interval_days), obs, warnings, visit
-    )
+    next_due = None if interval_days is None else on + timedelta(days=interval_days)
+    return NextDose("dose", on, phase, dose, fired, rules, days, next_due, obs, warnings, visit)
 
 
 def _same_day_continuation(
@@ -401,37 +419,70 @@ def _maintenance_return(
     return top
 
 
-def _next_interval_days(
+@dataclass(frozen=True)
+class Interval:
+    """Where the interval to the next visit comes from: the rule id and text, and its basis."""
+
+    id: str
+    text: str
+    basis: Basis
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "basis": self.basis.to_dict()}
+
+
+def interval_days_after(
     p: dict[str, Any],
     hist: list[GivenInjection],
     phase: str,
     units: Decimal,
     top: Decimal,
     data: dict[str, Any],
-    warnings: list[str],
-) -> int:
-    """Days to the next visit: build-up interval; in maintenance the product's interval, or the Norwegian
-    return-to-full-dose intervals after a reduction (0.6 mL -> full 4 weeks later, then 8 weeks;
-    below 0.6 mL ->
-    steps every 1-2 weeks, full dose then after 2, 4 and 8 weeks)."""
-    buildup = int(p["buildup_interval_days"])
-    mi = p["maintenance_interval_weeks"]["default"]
+    maintenance_interval_weeks: int | None = None,
+) -> tuple[int | None, Interval]:
+    """Days from a visit giving ``units`` (after ``hist``) to the next visit, and where that comes from:
+    build-up interval of the product; in maintenance the course's (clinician-set) or the product's interval,
+    or the Norwegian return-to-full-dose intervals after a reduction (0.6 mL -> full 4 weeks later, then
+    8 weeks; below 0.6 mL -> steps every 1-2 weeks, full dose then after 2, 4 and 8 weeks). None when the
+    reference data has no interval (never invented)."""
+    iv = data["intervals"]
+    products = "scit_products"
     if phase != "maintenance":
-        return buildup
+        days = int(p["buildup_interval_days"])
+        b = reference.basis(
+            products,
+            "build-up visit interval",
+            status=p.get("buildup_interval_status"),
+            source=p.get("buildup_interval_source"),
+        )
+        return days, Interval(iv["buildup"]["id"], iv["buildup"]["text"].format(days=days), b)
     ret = data["missed"]["norway"]["maintenance"]["return"]
+
+    def back(key: str, weeks: int) -> tuple[int, Interval]:
+        r = ret[key]
+        b = _basis(r["id"], ret["status"], ret["source"])
+        return 7 * weeks, Interval(r["id"], r["text"], b)
+
     ml_06 = top * Decimal("0.6")
     if units < top:
         if units >= ml_06:
-            warnings.append(ret["after_0_6_ml"]["text"])
-            return 7 * int(ret["after_0_6_ml"]["next_full_after_weeks"])
-        warnings.append(ret["below_0_6_ml"]["text"])
-        return 7 * int(ret["below_0_6_ml"]["step_interval_weeks"][0])
-    last = hist[-1]
-    if last.dose < top and any(h.dose >= top for h in hist):
-        key = "after_0_6_ml" if last.dose >= ml_06 else "below_0_6_ml"
-        warnings.append(ret[key]["text"])
-        return 7 * int(ret[key]["then_weeks"][0])
-    return 7 * int(mi) if mi is not None else buildup
+            return back("after_0_6_ml", int(ret["after_0_6_ml"]["next_full_after_weeks"]))
+        return back("below_0_6_ml", int(ret["below_0_6_ml"]["step_interval_weeks"][0]))
+    if hist and hist[-1].dose < top and any(h.dose >= top for h in hist):
+        key = "after_0_6_ml" if hist[-1].dose >= ml_06 else "below_0_6_ml"
+        return back(key, int(ret[key]["then_weeks"][0]))
+    mi = p["maintenance_interval_weeks"]
+    if maintenance_interval_weeks is not None:
+        weeks = int(maintenance_interval_weeks)
+        b = Basis("clinician-entered", "-", "maintenance interval set by the clinician", "SECONDARY")
+    elif mi["default"] is not None:
+        weeks = int(mi["default"])
+        b = reference.basis(products, "maintenance interval", status=mi["status"], source=mi["source"])
+    else:
+        none = iv["none"]
+        b = reference.basis(products, "maintenance interval", status=mi["status"], source=mi["source"])
+        return None, Interval(none["id"], none["text"].format(source=mi["source"]), b)
+    return 7 * weeks, Interval(iv["maintenance"]["id"], iv["maintenance"]["text"].format(weeks=weeks), b)
 
 
 def _merge_days(hist: list[GivenInjection]) -> list[GivenInjection]:
@@ -444,7 +495,7 @@ def _merge_days(hist: list[GivenInjection]) -> list[GivenInjection]:
             local = max(prev.local_reaction, h.local_reaction, key=LOCAL.index)
             sysr = h if h.systemic else prev
             out[-1] = GivenInjection(
-                h.date, prev.dose + h.dose, local, sysr.systemic_scale, sysr.systemic_grade
+                h.date, prev.dose + h.dose, local, sysr.systemic_scale, sysr.systemic_grade, h.given_at
             )
         else:
             out.append(h)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan import reference
-from immunoplan.reference import Basis
+from immunoplan.reference import Basis, limits
 from immunoplan.validation import check_range
 
 from .catalogue import DATA, Dose, dose_of, maintenance_dose, product, regimen
@@ -133,7 +133,8 @@ def build_schedule(
             )
         maintenance_visits = 0
     else:
-        check_range("maintenance_interval_weeks", interval, mi["min"], mi["max"], unit="weeks")
+        interval = int(limits.check("maintenance_interval_weeks", interval))  # plausibility, whole weeks
+        check_range("maintenance_interval_weeks", interval, mi["min"], mi["max"], unit="weeks")  # the product
         if mi["default"] is None:
             basis.append(
                 Basis(

@@ -23,7 +23,7 @@ from immunoplan.clinical.omalizumab import pkpd
 from immunoplan.clinical.omalizumab.population import Covariates, sample_population
 from immunoplan.clinical.omalizumab.tables import ResultKind, lookup_dose
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
+from immunoplan.reference import Basis, limits
 from immunoplan.validation import check_choice, check_range
 
 LABEL_TABLE = "omalizumab_us_asthma_12plus"
@@ -153,7 +153,7 @@ def build_nomogram(
     if weeks % 4:
         weeks += 4 - weeks % 4  # whole 4-week intervals so both regimens end on a trough
     for v in extra_ige_iu_ml:
-        check_range("extra_ige_iu_ml", v, 0, 1_000_000, low_inclusive=False, unit="IU/mL")
+        limits.check("total_ige_iu_ml", v, "extra_ige_iu_ml")
     if max_q4w_dose_mg is None:  # largest every-4-weeks dose printed in the US table (300 mg)
         max_q4w_dose_mg = max(
             c["dose_mg"]

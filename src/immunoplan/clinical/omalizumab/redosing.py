@@ -17,8 +17,7 @@ from typing import Any
 from immunoplan import reference
 from immunoplan.clinical.omalizumab.tables import DoseResult, lookup_dose
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
-from immunoplan.validation import check_range, to_decimal
+from immunoplan.reference import Basis, limits
 
 
 @dataclass(frozen=True)
@@ -56,14 +55,7 @@ def ige_for_dosing(
     ``pretreatment_retest_iu_ml`` is given it is used, otherwise the answer says a re-test is required.
     IgE measured *on* treatment is never an input here (label: it cannot guide dosing).
     """
-    initial = check_range(
-        "initial_ige_iu_ml",
-        to_decimal("initial_ige_iu_ml", initial_ige_iu_ml),
-        0,
-        None,
-        low_inclusive=False,
-        unit="IU/mL",
-    )
+    initial = limits.check("total_ige_iu_ml", initial_ige_iu_ml, "initial_ige_iu_ml")
     if (last_dose is None) != (restart is None):
         raise InvalidInput("restart", "give both the last dose date and the restart date, or neither")
     one_year = int(_rule("one_year_days")["value"])
@@ -95,14 +87,7 @@ def ige_for_dosing(
             r["text"],
             b,
         )
-    retest = check_range(
-        "pretreatment_retest_iu_ml",
-        to_decimal("pretreatment_retest_iu_ml", pretreatment_retest_iu_ml),
-        0,
-        None,
-        low_inclusive=False,
-        unit="IU/mL",
-    )
+    retest = limits.check("total_ige_iu_ml", pretreatment_retest_iu_ml, "pretreatment_retest_iu_ml")
     return IgeForDosing(
         retest, f"interruption of {gap_days} days (>= 1 year): use the re-tested IgE", r["text"], b
     )

@@ -21,7 +21,7 @@ from immunoplan import reference
 from immunoplan.clinical.omalizumab.injections import split_injections
 from immunoplan.clinical.omalizumab.tables import DoseResult, ResultKind
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
+from immunoplan.reference import Basis, limits
 from immunoplan.validation import check_choice, check_range, to_decimal
 
 KINDS = ("maintenance", "pretreatment", "concurrent-scit", "desensitization", "oit")
@@ -172,11 +172,12 @@ def pretreatment(
     protocol = check_choice("protocol", protocol, ("rush", "cluster"))
     key = f"pretreatment_before_{protocol}"
     rule = _regimens()[key]
-    wb = _weeks(
-        "weeks_before",
-        rule["weeks_before_first_allergen_dose"] if weeks_before is None else weeks_before,
-        1,
-        52,
+    wb = int(
+        limits.check(
+            "omalizumab_lead_weeks",
+            rule["weeks_before_first_allergen_dose"] if weeks_before is None else weeks_before,
+            "weeks_before",
+        )
     )
     cw = _weeks(
         "continue_weeks",
@@ -362,7 +363,7 @@ def oit(start: date, weight_kg: Any, mg_per_kg: Any) -> Schedule:
     rule = _regimens()["oit_weight_based"]
     arms = [str(a) for a in rule["arms_mg_per_kg_per_month"]]
     mpk = Decimal(check_choice("mg_per_kg", str(to_decimal("mg_per_kg", mg_per_kg).normalize()), arms))
-    wt = check_range("weight_kg", to_decimal("weight_kg", weight_kg), 0, 500, low_inclusive=False, unit="kg")
+    wt = limits.check("weight_kg", weight_kg)
     step = Decimal(rule["syringe_rounding"]["step_mg"])
     cap = Decimal(_regimens()["max_single_administration_mg"]["value"])
     interval = int(rule["interval_weeks"])

@@ -23,7 +23,7 @@ from immunoplan.clinical.omalizumab.population import (
     simulate_population,
 )
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
+from immunoplan.reference import Basis, limits
 from immunoplan.validation import check_choice, check_range, to_decimal
 
 MAX_PATIENTS = 200_000
@@ -67,18 +67,15 @@ def _pct(a: np.ndarray) -> dict[str, list[float]]:
     return {f"p{p}": _round(a[:, i]) for i, p in enumerate(PERCENTILES)}
 
 
-def _covariate(
-    name: str, value: Any, rng: Any, low: Any, high: Any, unit: str
-) -> float | tuple[float, float]:
+def _covariate(name: str, value: Any, rng: Any) -> float | tuple[float, float]:
+    """A covariate (or a LOW:HIGH range of it) checked against the field limit ``name``."""
+    lim = limits.limit(name)
     if rng is not None:
-        lo, hi = (
-            float(check_range(name, to_decimal(name, v), low, high, low_inclusive=False, unit=unit))
-            for v in rng
-        )
+        lo, hi = (float(lim.check(v)) for v in rng)
         if lo > hi:
             lo, hi = hi, lo
         return (lo, hi)
-    return float(check_range(name, to_decimal(name, value), low, high, low_inclusive=False, unit=unit))
+    return float(lim.check(value))
 
 
 def simulate(
@@ -109,9 +106,13 @@ def simulate(
     days = weeks_d * 7
     if days != days.to_integral_value():
         raise InvalidInput("weeks", "must be a whole number of days (weeks x 7)")
-    wt = _covariate("weight_kg", weight_kg, weight_range_kg, 0, 500, "kg")
-    ige = _covariate("total_ige_iu_ml", total_ige_iu_ml, ige_range_iu_ml, 0, 1_000_000, "IU/mL")
-    interval_days = None if interval_weeks is None else to_decimal("interval_weeks", interval_weeks) * 7
+    wt = _covariate("weight_kg", weight_kg, weight_range_kg)
+    ige = _covariate("total_ige_iu_ml", total_ige_iu_ml, ige_range_iu_ml)
+    interval_days = (
+        None
+        if interval_weeks is None
+        else limits.check("omalizumab_interval_weeks", interval_weeks, "interval_weeks") * 7
+    )
     spec = pkpd.model_spec(model)
     if population is None:
         if isinstance(wt, tuple) or isinstance(ige, tuple):
@@ -210,15 +211,8 @@ def _assemble(
 
 def regular_events(dose_mg: Any, interval_weeks: Any, weeks: Any) -> list[pkpd.DoseEvent]:
     """Validated regular regimen: ``dose_mg`` every ``interval_weeks`` from day 0 during ``weeks``."""
-    dose = check_range("dose_mg", to_decimal("dose_mg", dose_mg), 0, 10_000, low_inclusive=False, unit="mg")
-    iw = check_range(
-        "interval_weeks",
-        to_decimal("interval_weeks", interval_weeks),
-        0,
-        52,
-        low_inclusive=False,
-        unit="weeks",
-    )
+    dose = limits.check("omalizumab_dose_mg", dose_mg, "dose_mg")
+    iw = limits.check("omalizumab_interval_weeks", interval_weeks, "interval_weeks")
     if (iw * 7) != (iw * 7).to_integral_value():
         raise InvalidInput("interval_weeks", "must be a whole number of days (weeks x 7)")
     return pkpd.regular_regimen(float(dose), iw, Decimal(weeks))

@@ -25,14 +25,11 @@ from typing import Any
 from immunoplan import reference
 from immunoplan.clinical.omalizumab.injections import split_injections
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
-from immunoplan.validation import check_choice, check_range, to_decimal
+from immunoplan.reference import Basis, limits
+from immunoplan.validation import check_choice
 
 REGIONS = ("us", "eu")
 INDICATIONS = ("asthma", "crswnp", "food-allergy", "csu")
-
-MAX_WEIGHT_KG = 500  # int: validation._fmt mangles integral Decimals
-MAX_IGE_IU_ML = 1_000_000
 
 
 class ResultKind(StrEnum):
@@ -136,11 +133,11 @@ def lookup_dose(
     """Label dose for one patient. ``total_ige_iu_ml`` is the pre-treatment serum total IgE (IU/mL)."""
     indication = check_choice("indication", indication, INDICATIONS)
     region = check_choice("region", region, REGIONS)
-    age = check_range("age_years", to_decimal("age_years", age_years), 0, 120, unit="years")
+    age = limits.check("age_years", age_years)
     # CSU dosing ignores weight and IgE (label): they may be omitted there; elsewhere they are required.
     optional = indication == "csu"
-    weight = _measure("weight_kg", weight_kg, MAX_WEIGHT_KG, "kg", optional)
-    ige = _measure("total_ige_iu_ml", total_ige_iu_ml, MAX_IGE_IU_ML, "IU/mL", optional)
+    weight = _measure("weight_kg", weight_kg, optional)
+    ige = _measure("total_ige_iu_ml", total_ige_iu_ml, optional)
     override = override_reason.strip() if override_reason and override_reason.strip() else None
     inputs = {
         "indication": indication,
@@ -176,12 +173,14 @@ def lookup_dose(
     return _grid(name, data, indication, weight, ige, age, inputs, override)
 
 
-def _measure(field: str, value: Any, high: int, unit: str, optional: bool) -> Decimal | None:
+def _measure(field: str, value: Any, optional: bool) -> Decimal | None:
+    """``value`` checked against the field limit ``field`` (`immunoplan.reference.limits`)."""
+    lim = limits.limit(field)
     if value is None:
         if optional:
             return None
-        raise InvalidInput(field, "required for this indication", f"(0, {high}] {unit}")
-    return check_range(field, to_decimal(field, value), 0, high, low_inclusive=False, unit=unit)
+        raise InvalidInput(field, "required for this indication", lim.accepted)
+    return lim.check(value)
 
 
 def _csu(data: dict[str, Any], region: str, inputs: dict[str, Any], csu_dose_mg: int | None) -> DoseResult:

@@ -7,12 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 from immunoplan import reference
+from immunoplan.clinical import vocabularies
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
-from immunoplan.validation import check_choice, check_range
+from immunoplan.reference import Basis, limits
+from immunoplan.validation import check_choice
 
 SYMPTOMS = "grading_symptoms"
-BRONCHODILATOR = ("responds", "not-responding", "worsening")
+BRONCHODILATOR = vocabularies.BRONCHODILATOR_RESPONSES
 INTERVENTIONS = ("none", "oral", "iv", "urgent")
 TREATMENTS = (
     "antihistamine",
@@ -75,16 +76,15 @@ class Findings:
             check_choice("bronchodilator_response", self.bronchodilator_response, BRONCHODILATOR)
         if self.intervention is not None:
             check_choice("intervention", self.intervention, INTERVENTIONS)
-        if self.pef_drop_pct is not None:
-            check_range("pef_drop_pct", self.pef_drop_pct, 0, 100, unit="%")
-        for name in ("epinephrine_minutes", "onset_minutes"):
-            v = getattr(self, name)
-            if v is not None:
-                check_range(name, v, 0, 24 * 60, unit="min")
-        for name, low, high in (("sbp_mmhg", 0, 300), ("spo2_pct", 0, 100), ("heart_rate_bpm", 0, 300)):
-            v = getattr(self, name)
-            if v is not None:
-                check_range(name, v, low, high)
+        for name, lim in (
+            ("pef_drop_pct", "pef_drop_pct"),
+            ("epinephrine_minutes", "epinephrine_minutes"),
+            ("onset_minutes", "onset_minutes"),
+            ("sbp_mmhg", "systolic_bp_mmhg"),
+            ("spo2_pct", "spo2_pct"),
+            ("heart_rate_bpm", "heart_rate_bpm"),
+        ):
+            limits.check_optional(lim, getattr(self, name), name)  # field limits, with units
         if not (self.symptoms or self.death):
             raise InvalidInput(
                 "symptom", "at least one symptom (or death) is needed to grade", "symptom codes"

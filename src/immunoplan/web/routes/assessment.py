@@ -10,8 +10,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from immunoplan.clinical import eligibility, risk
 from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
+from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
 from immunoplan.services import records
 from immunoplan.services.assessment import assess_patient
@@ -33,10 +35,7 @@ NUMBER_FIELDS = (
     "fev1_percent_predicted",
 )
 TRISTATE_FIELDS = ("perennial_sensitization", "beta_blocker", "ocs_dependent")
-CHOICE_FIELDS = {
-    "severity": ("mild", "moderate", "severe"),
-    "asthma_control": ("controlled", "partly-controlled", "uncontrolled"),
-}
+CHOICE_FIELDS = {"severity": eligibility.SEVERITIES, "asthma_control": risk.ASTHMA_CONTROL}  # the core's
 REGIONS = ("us", "eu")
 
 
@@ -160,20 +159,21 @@ async def assessment_page(request: Request, patient_id: int, assessment_id: int)
 
 
 class AssessmentIn(BaseModel):
-    """Assessment inputs (names as in ``services.assessment.assess_patient``)."""
+    """Assessment inputs (names as in ``services.assessment.assess_patient``; bounds and units from the
+    field-limit catalogue, `immunoplan.reference.limits`)."""
 
-    age_years: float = Field(ge=0, le=130)
-    total_ige_iu_ml: float = Field(ge=0, le=1e7)
-    sige_kua_l: float = Field(ge=0, le=1e6)
+    age_years: float = limit("age_years").pydantic()
+    total_ige_iu_ml: float = limit("total_ige_iu_ml").pydantic()
+    sige_kua_l: float = limit("sige_kua_l").pydantic()
     allergen: str = Field("mite", max_length=40)
-    weight_kg: float | None = Field(None, gt=0, le=500)
-    eosinophils_cells_ul: float | None = Field(None, ge=0, le=1e6)
-    feno_ppb: float | None = Field(None, ge=0, le=1000)
+    weight_kg: float | None = limit("weight_kg").pydantic(None)
+    eosinophils_cells_ul: float | None = limit("eosinophils_cells_ul").pydantic(None)
+    feno_ppb: float | None = limit("feno_ppb").pydantic(None)
     perennial_sensitization: bool | None = None
     severity: Literal["mild", "moderate", "severe"] | None = None
     asthma_control: Literal["controlled", "partly-controlled", "uncontrolled"] | None = None
     ocs_dependent: bool | None = None
-    fev1_percent_predicted: float | None = Field(None, ge=0, le=300)
+    fev1_percent_predicted: float | None = limit("fev1_pct_pred").pydantic(None)
     beta_blocker: bool | None = None
     region: Literal["us", "eu"] = "us"
 
