@@ -56,6 +56,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from immunoplan.clinical.vocabularies import (  # noqa: F401  (re-exported: registry vocabularies)
+    AGE_GROUPS,
+    COURSE_KINDS,
+    COURSE_STATUSES,
+    INJECTION_PHASES,
+    OMALIZUMAB_MODES,
+    QUESTIONNAIRES,
+    REACTION_KINDS,
+    SEXES,
+    VISIT_CODES,
+)
 from immunoplan.registry.types import ExactDecimal
 
 NAMING = {
@@ -66,16 +77,9 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-# Controlled vocabularies (validated by the service layer and the importer; documented in data-dictionary.md).
-SEXES = ("female", "male", "other", "unknown")
-AGE_GROUPS = ("child", "adolescent", "adult")
-VISIT_CODES = ("screening", "baseline", "week12", "week24", "week48", "month12", "unscheduled")
-COURSE_KINDS = ("SCIT", "RIT", "cluster", "OIT", "drug_desensitization", "omalizumab")
-COURSE_STATUSES = ("planned", "active", "completed", "stopped")
-OMALIZUMAB_TIMINGS = ("none", "pre", "concurrent")
-INJECTION_PHASES = ("build-up", "maintenance")
-REACTION_KINDS = ("local", "systemic")
-QUESTIONNAIRES = ("ACT", "C-ACT", "ACQ-5", "ACQ-6", "ACQ-7", "AQLQ", "mini-AQLQ")
+# Controlled vocabularies: the clinical ones are the core's (`immunoplan.clinical.vocabularies`); validated by
+# the service layer and the importer; documented in data-dictionary.md.
+OMALIZUMAB_TIMINGS = OMALIZUMAB_MODES
 SMOKING = ("never", "former", "current")
 ROLES = ("admin", "clinician", "nurse", "pharmacist", "researcher")
 AUDIT_ACTIONS = ("insert", "update", "delete", "bulk_insert", "restore")
@@ -294,6 +298,7 @@ class Injection(Correctable, Base):
     lot: Mapped[str | None] = mapped_column(String(64))
     observed_minutes: Mapped[int | None] = mapped_column(Integer)
     given_by: Mapped[str | None] = mapped_column(String(64))
+    override_reason: Mapped[str | None] = mapped_column(Text)  # given before the earliest time: why
     course: Mapped[Course] = relationship(back_populates="injections")
 
 
