@@ -4,7 +4,7 @@ Environment variables:
 
 - ``IMMUNOPLAN_DATABASE_URL``: a SQLAlchemy URL (``postgresql+psycopg://user@host:5432/db`` or ``sqlite:///...``);
   wins over the path.
-- ``IMMUNOPLAN_TIMEZONE``: the clinic's IANA time zone (default the server's zone); read by `immunoplan.clock`.
+- ``IMMUNOPLAN_TIMEZONE``: the clinic's IANA time zone (default the server's zone); see `immunoplan.clock`.
 - ``IMMUNOPLAN_DB``: path of the SQLite registry file (default ``$XDG_DATA_HOME/immunoplan/registry.sqlite``,
   i.e. ``~/.local/share/immunoplan/registry.sqlite``).
 """

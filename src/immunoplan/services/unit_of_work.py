@@ -30,7 +30,7 @@ from immunoplan.registry.db import Registry
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 KEY_ACCEPTED = "8-128 characters: letters, digits, . _ : -"
-IDEMPOTENCY_TABLE = m.IdempotencyKey.__table__
+IDEMPOTENCY_TABLE = m.Base.metadata.tables["idempotency_keys"]
 CONCURRENT = "another user changed this record at the same moment; nothing was saved: reload and try again"
 
 

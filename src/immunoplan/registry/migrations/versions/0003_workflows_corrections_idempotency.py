@@ -13,6 +13,7 @@
 - desensitization_sessions: ``status`` (in-progress, completed, stopped), ``ended_at``, ``outcome`` and
   ``dose_given_mg``; desensitization_steps: ``replan_no`` (0 = the original protocol, n = the n-th re-planned
   continuation after a breakthrough reaction; part of the step's natural key) and ``early_reason``.
+- injections: ``override_reason`` (why an injection was given before the earliest time of its schedule).
 - idempotency_keys: one row per write done with a client key (re-posts return the stored result).
 
 Revision ID: 0003
@@ -150,7 +151,9 @@ def upgrade() -> None:
     _convert_courses()
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.add_column(sa.Column("mrn", sa.String(length=64), nullable=True))
-    op.create_index("uq_patients_mrn", "patients", ["mrn"], unique=True, sqlite_where=MRN, postgresql_where=MRN)
+    op.create_index(
+        "uq_patients_mrn", "patients", ["mrn"], unique=True, sqlite_where=MRN, postgresql_where=MRN
+    )
 
     with op.batch_alter_table("desensitization_sessions", schema=None) as batch_op:
         batch_op.add_column(
@@ -164,6 +167,8 @@ def upgrade() -> None:
     with op.batch_alter_table("desensitization_steps", schema=None) as batch_op:
         batch_op.add_column(sa.Column("replan_no", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("early_reason", sa.Text(), nullable=True))
+    with op.batch_alter_table("injections", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("override_reason", sa.Text(), nullable=True))
     sessions = sa.table(
         "desensitization_sessions", sa.column("status", sa.String), sa.column("completed", sa.Boolean)
     )
@@ -178,7 +183,9 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(name, type_="unique")
         live_columns = LIVE_KEY_COLUMNS.get(name, columns)
-        op.create_index(name, table, list(live_columns), unique=True, sqlite_where=LIVE, postgresql_where=LIVE)
+        op.create_index(
+            name, table, list(live_columns), unique=True, sqlite_where=LIVE, postgresql_where=LIVE
+        )
 
     op.create_table(
         "idempotency_keys",
@@ -201,6 +208,8 @@ def downgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in _correction_columns():
                 batch_op.drop_column(column.name)
+    with op.batch_alter_table("injections", schema=None) as batch_op:
+        batch_op.drop_column("override_reason")
     with op.batch_alter_table("desensitization_steps", schema=None) as batch_op:
         batch_op.drop_column("early_reason")
         batch_op.drop_column("replan_no")
@@ -213,11 +222,11 @@ def downgrade() -> None:
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_column("mrn")
     with op.batch_alter_table("courses", schema=None) as batch_op:
-        for column in (
+        for name in (
             "omalizumab_lead_weeks",
             "maintenance_interval_weeks",
             "start_time",
             "regimen_id",
             "product_id",
         ):
-            batch_op.drop_column(column)
+            batch_op.drop_column(name)
