@@ -11,12 +11,13 @@ live in ``immunoplan.services.auth``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from immunoplan import clock
 from immunoplan.errors import InvalidInput
 from immunoplan.registry.db import Registry, open_registry
 from immunoplan.registry.models import AuditEntry
@@ -84,7 +85,7 @@ class InMemoryUserStore:
     def add(self, username: str, password_hash: str, role: str, actor: str) -> User:
         if username in self._users:
             raise InvalidInput("username", f"user {username!r} already exists")
-        user = User(len(self._users) + 1, username, role, False, password_hash, datetime.now(UTC))
+        user = User(len(self._users) + 1, username, role, False, password_hash, clock.now())
         return self._put(user, "user.add", actor)
 
     def _existing(self, username: str) -> User:
@@ -150,7 +151,7 @@ class RegistryUserStore:
             [
                 dict(
                     actor=s.info["actor"],
-                    at=datetime.now(UTC),
+                    at=clock.now(),
                     action=action,
                     table_name="users",
                     row_id=row_id,
@@ -168,7 +169,7 @@ class RegistryUserStore:
             "password_hash": password_hash,
             "role": role,
             "disabled": False,
-            "created_at": datetime.now(UTC),
+            "created_at": clock.now(),
         }
         try:
             with self.registry.transaction(actor=actor, use_case="user.add") as s:

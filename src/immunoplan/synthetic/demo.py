@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
+from immunoplan import clock
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import basis
 from immunoplan.registry import models as m
@@ -55,7 +56,7 @@ def create_demo(
         if progress:
             progress(0, n0, "seed001 done")
         seed000.write(w, rng, n0, actor, progress)
-        n_clinic = clinic_list.write(w, rng, today or date.today()) if clinic else 0
+        n_clinic = clinic_list.write(w, rng, today or clock.today()) if clinic else 0
         w.finish({"generator": "immunoplan.synthetic", "seed": seed, "calibration_version": cal["version"]})
         counts = dict(w.counts)
     return {

@@ -6,12 +6,12 @@ One ``bulk_insert`` audit entry per table (``immunoplan.registry.audit.record_bu
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from immunoplan import clock
 from immunoplan.registry import models as m
 from immunoplan.registry.audit import record_bulk
 
@@ -54,7 +54,7 @@ class Writer:
         self.next_id = {t: (s.scalar(select(func.max(MODELS[t].id))) or 0) + 1 for t in TABLES}
         self.rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self.counts = dict.fromkeys(TABLES, 0)
-        self.now = datetime.now(UTC)
+        self.now = clock.now()
 
     def add(self, table: str, **row: Any) -> int:
         row["id"] = self.next_id[table]
