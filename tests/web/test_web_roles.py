@@ -35,6 +35,8 @@ EXPECTED: dict[str, set[str] | None] = {  # None = public (also anonymous)
     "desensitization.sheets": {"admin", "clinician", "nurse", "pharmacist"},
     "desensitization.record": {"admin", "clinician", "nurse"},
     "visit.record": {"admin", "clinician", "nurse"},
+    "record.void": {"admin", "clinician", "nurse"},
+    "record.amend": {"admin", "clinician", "nurse"},
     "research.read": {"admin", "clinician", "researcher"},
     "user.admin": {"admin"},
 }
@@ -50,7 +52,7 @@ def test_declared_matrix_is_the_expected_one() -> None:
 def test_researcher_never_sees_identifiable_data() -> None:
     for name, roles in PERMISSIONS.items():
         if name.startswith(
-            ("patient.", "assessment.", "course.", "injection.", "desensitization.", "visit.")
+            ("patient.", "assessment.", "course.", "injection.", "desensitization.", "visit.", "record.")
         ):
             assert "researcher" not in roles, name
 
@@ -116,6 +118,10 @@ def _url(path: str, ids: dict[str, int]) -> str:
             return "x"
         if name == "step_no":
             return "1"
+        if name == "kind":
+            return "visit"
+        if name in ("visit_id", "record_id"):
+            return "999999"  # no such entry: 404/422 for the allowed roles, 403 for the others
         if name == "sheet":
             return "rdd-nursing"
         if name == "token":

@@ -30,6 +30,8 @@ from immunoplan.cli import (
     reference_cmd,
     registry,
     scit,
+    visit,
+    void,
     web,
 )
 from immunoplan.errors import Conflict, InvalidInput
@@ -69,6 +71,8 @@ for _module in (
     grade,
     desensitization,
     registry,
+    visit,
+    void,
     analysis,
     web,
     reference_cmd,

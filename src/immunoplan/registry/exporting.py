@@ -27,10 +27,14 @@ from immunoplan.registry.db import Registry
 EXPORT_TABLES = tuple(t for t in m.Base.metadata.tables if t not in ("users", "idempotency_keys"))
 
 
-def _frame(reg: Registry, table: str) -> pd.DataFrame:
+def _frame(reg: Registry, table: str, *, live_only: bool = False) -> pd.DataFrame:
+    """A table as a DataFrame; ``live_only``: without voided entries (corrections, never deletions)."""
     t = m.Base.metadata.tables[table]
+    q = select(t).order_by(t.c.id)
+    if live_only and "voided_at" in t.c:
+        q = q.where(t.c.voided_at.is_(None))
     with reg.engine.connect() as conn:
-        rows = conn.execute(select(t).order_by(t.c.id)).mappings().all()
+        rows = conn.execute(q).mappings().all()
     df = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
     for c in t.columns:
         if isinstance(c.type, JSON):
@@ -101,7 +105,7 @@ def export_research(reg: Registry, out: str | Path, *, seed: int | None = None) 
     for table in EXPORT_TABLES:
         if table in policy["dropped_tables"]:
             continue
-        df = _frame(reg, table)
+        df = _frame(reg, table, live_only=True)  # research data: voided entries are not exported
         pids = df["id"] if table == "patients" else _patient_of(reg, table, df)
         days = pd.to_timedelta(pids.map(shift).fillna(0).astype(int), unit="D")
         for c in m.Base.metadata.tables[table].columns:

@@ -383,7 +383,10 @@ def export_bundle(reg: Registry, *, pseudo_ids: list[str] | None = None) -> dict
         ids = [p.id for p in patients]
 
         def rows(model: Any) -> list[Any]:
-            return list(s.scalars(select(model).where(model.patient_id.in_(ids)).order_by(model.id)))
+            q = select(model).where(model.patient_id.in_(ids)).order_by(model.id)
+            if hasattr(model, "voided_at"):  # corrections: voided entries are not exported
+                q = q.where(model.voided_at.is_(None))
+            return list(s.scalars(q))
 
         resources += [_patient(p) for p in patients]
         resources += [_allergy(d) for d in rows(m.Diagnosis) if d.allergen]

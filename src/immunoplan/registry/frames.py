@@ -13,6 +13,9 @@ import pandas as pd
 from immunoplan.errors import InvalidInput
 from immunoplan.registry.db import open_registry
 
+#: corrections, never deletions: analyses read only entries that were not voided (amended ones as amended)
+LIVE = " where voided_at is null"
+
 
 def read_analysis_tables(url_or_path: str) -> dict[str, pd.DataFrame]:
     """The raw tables (patients, visits, measurements, questionnaires, risk_assessments, courses,
@@ -40,13 +43,13 @@ def _read_all(conn) -> dict[str, pd.DataFrame]:  # type: ignore[no-untyped-def]
     return {
         "patients": patients.rename(columns={"grp": "group"}),
         "visits": _read(
-            conn, "select id as visit_id, patient_id, code as visit, medication_score from visits"
+            conn, "select id as visit_id, patient_id, code as visit, medication_score from visits" + LIVE
         ),
         "measurements": _read(
-            conn, "select patient_id, visit_id, kind, allergen, value, pct_predicted from measurements"
+            conn, "select patient_id, visit_id, kind, allergen, value, pct_predicted from measurements" + LIVE
         ),
         "questionnaires": _read(
-            conn, "select patient_id, visit_id, instrument, score as value from questionnaires"
+            conn, "select patient_id, visit_id, instrument, score as value from questionnaires" + LIVE
         ),
         "risk_assessments": _read(
             conn,
@@ -56,9 +59,10 @@ def _read_all(conn) -> dict[str, pd.DataFrame]:  # type: ignore[no-untyped-def]
         "courses": _read(
             conn, "select id as course_id, patient_id, kind, with_omalizumab, target_reached from courses"
         ),
-        "injections": _read(conn, f"select patient_id, course_id, {days} as abs_day from injections"),
+        "injections": _read(conn, f"select patient_id, course_id, {days} as abs_day from injections" + LIVE),
         "reactions": _read(
-            conn, "select patient_id, visit_id, kind, grade, days_from_first_dose as day from reactions"
+            conn,
+            "select patient_id, visit_id, kind, grade, days_from_first_dose as day from reactions" + LIVE,
         ),
     }
 

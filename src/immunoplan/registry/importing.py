@@ -329,7 +329,7 @@ class _Context:
     def visit(self, p: m.Patient, code: str) -> m.Visit | None:
         return self.s.scalar(
             select(m.Visit)
-            .where(m.Visit.patient_id == p.id, m.Visit.code == code)
+            .where(m.Visit.patient_id == p.id, m.Visit.code == code, m.Visit.voided_at.is_(None))
             .order_by(m.Visit.visit_on.desc())
         )
 
@@ -340,7 +340,10 @@ def _existing(s: Session, table: str, p: m.Patient, row: dict[str, Any]) -> m.Ba
     if table == "visits":
         return s.scalar(
             select(m.Visit).where(
-                m.Visit.patient_id == p.id, m.Visit.code == row["code"], m.Visit.visit_on == row["visit_on"]
+                m.Visit.patient_id == p.id,
+                m.Visit.code == row["code"],
+                m.Visit.visit_on == row["visit_on"],
+                m.Visit.voided_at.is_(None),  # a voided entry is never updated by an import
             )
         )
     if table == "measurements":
@@ -350,6 +353,7 @@ def _existing(s: Session, table: str, p: m.Patient, row: dict[str, Any]) -> m.Ba
                 m.Measurement.kind == row["kind"],
                 m.Measurement.allergen == (row.get("allergen") or ""),
                 m.Measurement.measured_on == row["measured_on"],
+                m.Measurement.voided_at.is_(None),
             )
         )
     if table == "courses":
@@ -361,7 +365,9 @@ def _existing(s: Session, table: str, p: m.Patient, row: dict[str, Any]) -> m.Ba
             if course is None
             else s.scalar(
                 select(m.Injection).where(
-                    m.Injection.course_id == course.id, m.Injection.given_at == row["given_at"]
+                    m.Injection.course_id == course.id,
+                    m.Injection.given_at == row["given_at"],
+                    m.Injection.voided_at.is_(None),
                 )
             )
         )
@@ -370,6 +376,7 @@ def _existing(s: Session, table: str, p: m.Patient, row: dict[str, Any]) -> m.Ba
             m.Questionnaire.patient_id == p.id,
             m.Questionnaire.instrument == row["instrument"],
             m.Questionnaire.completed_on == row["completed_on"],
+            m.Questionnaire.voided_at.is_(None),
         )
     )
 

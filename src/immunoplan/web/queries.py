@@ -95,6 +95,13 @@ class TimelineEvent:
     title: str
     detail: str = ""
     href: str | None = None
+    #: a correctable entry: (kind, id) for its correction form, and who voided/amended it when and why
+    ref: tuple[str, int] | None = None
+    correction: dict[str, Any] | None = None
+
+    @property
+    def voided(self) -> bool:
+        return bool(self.correction and self.correction.get("voided_at"))
 
     @property
     def sort_key(self) -> datetime:
@@ -110,8 +117,16 @@ def _fmt_num(x: Any) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _stamp(row: Any) -> dict[str, Any] | None:
+    """Who voided or amended an entry, when and why (None for an entry never corrected)."""
+    names = ("voided_at", "voided_by", "void_reason", "amended_at", "amended_by", "amend_reason")
+    stamp = {k: getattr(row, k) for k in names}
+    return stamp if stamp["voided_at"] or stamp["amended_at"] else None
+
+
 def timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
-    """Everything that happened to a patient, newest first."""
+    """Everything that happened to a patient, newest first. Voided entries are kept (a page strikes them
+    through with the reason) and corrected ones carry who corrected them, when and why (``correction``)."""
     ev: list[TimelineEvent] = []
     for a in s.scalars(select(m.RiskAssessment).where(m.RiskAssessment.patient_id == patient_id)):
         ev.append(
@@ -139,12 +154,22 @@ def timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
                 "injection",
                 f"Injection {_fmt_num(i.dose)} {i.dose_unit}",
                 f"vial {i.vial or '-'}, {_fmt_num(i.volume_ml)} mL, by {i.given_by or '-'}",
+                ref=("injection", i.id),
+                correction=_stamp(i),
             )
         )
     for o in s.scalars(
         select(m.OmalizumabAdministration).where(m.OmalizumabAdministration.patient_id == patient_id)
     ):
-        ev.append(TimelineEvent(o.given_at, "omalizumab", f"Omalizumab {_fmt_num(o.dose_mg)} mg"))
+        ev.append(
+            TimelineEvent(
+                o.given_at,
+                "omalizumab",
+                f"Omalizumab {_fmt_num(o.dose_mg)} mg",
+                ref=("omalizumab", o.id),
+                correction=_stamp(o),
+            )
+        )
     for d in s.scalars(
         select(m.DesensitizationSession).where(m.DesensitizationSession.patient_id == patient_id)
     ):
@@ -173,10 +198,22 @@ def timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
                 "reaction",
                 f"Reaction: {r.kind}, grade {r.grade or '?'} ({r.scale or '-'})",
                 ", ".join(r.findings or []) + note,
+                ref=("reaction", r.id),
+                correction=_stamp(r),
             )
         )
     for v in s.scalars(select(m.Visit).where(m.Visit.patient_id == patient_id)):
-        ev.append(TimelineEvent(v.visit_on, "visit", f"Visit {v.code}", v.notes or ""))
+        ev.append(
+            TimelineEvent(
+                v.visit_on,
+                "visit",
+                f"Visit {v.code}",
+                v.notes or "",
+                f"/patients/{patient_id}/visits/{v.id}",
+                ref=("visit", v.id),
+                correction=_stamp(v),
+            )
+        )
     ev.sort(key=lambda e: e.sort_key, reverse=True)
     return ev
 
@@ -189,12 +226,16 @@ TREND_QUESTIONNAIRES = {"control": ("ACT / ACQ score", ("ACT", "C-ACT", "ACQ-5",
 
 
 def trends(s: Session, patient_id: int) -> dict[str, dict[str, Any]]:
-    """Chart series: IgE, FEV1 %pred, ACT/ACQ over time (labels = ISO dates)."""
+    """Chart series: IgE, FEV1 %pred, ACT/ACQ over time (labels = ISO dates), voided entries left out."""
     out: dict[str, dict[str, Any]] = {}
     for key, (label, kinds) in TREND_MEASURES.items():
         rows = s.execute(
             select(m.Measurement.measured_on, m.Measurement.kind, m.Measurement.value)
-            .where(m.Measurement.patient_id == patient_id, m.Measurement.kind.in_(kinds))
+            .where(
+                m.Measurement.patient_id == patient_id,
+                m.Measurement.kind.in_(kinds),
+                m.Measurement.voided_at.is_(None),
+            )
             .order_by(m.Measurement.measured_on)
         ).all()
         if rows:
@@ -202,7 +243,11 @@ def trends(s: Session, patient_id: int) -> dict[str, dict[str, Any]]:
     for key, (label, instruments) in TREND_QUESTIONNAIRES.items():
         rows = s.execute(
             select(m.Questionnaire.completed_on, m.Questionnaire.instrument, m.Questionnaire.score)
-            .where(m.Questionnaire.patient_id == patient_id, m.Questionnaire.instrument.in_(instruments))
+            .where(
+                m.Questionnaire.patient_id == patient_id,
+                m.Questionnaire.instrument.in_(instruments),
+                m.Questionnaire.voided_at.is_(None),
+            )
             .order_by(m.Questionnaire.completed_on)
         ).all()
         if rows:

@@ -40,6 +40,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "desensitization.sheets": _CARE_TEAM,
     "desensitization.record": frozenset({"admin", "clinician", "nurse"}),
     "visit.record": frozenset({"admin", "clinician", "nurse"}),
+    # corrections (void/amend with a reason): the roles that record care; not researcher, not pharmacist
+    "record.void": frozenset({"admin", "clinician", "nurse"}),
+    "record.amend": frozenset({"admin", "clinician", "nurse"}),
     "research.read": frozenset({"admin", "clinician", "researcher"}),  # de-identified only
     "user.admin": frozenset({"admin"}),
 }

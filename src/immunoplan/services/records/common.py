@@ -36,7 +36,7 @@ def find_visit(s: Session, patient: m.Patient, code: Any) -> m.Visit | None:
     code = ck.choice("visit_code", code, m.VISIT_CODES)
     v = s.scalar(
         select(m.Visit)
-        .where(m.Visit.patient_id == patient.id, m.Visit.code == code)
+        .where(m.Visit.patient_id == patient.id, m.Visit.code == code, m.Visit.voided_at.is_(None))
         .order_by(m.Visit.visit_on.desc())
     )
     if v is None:

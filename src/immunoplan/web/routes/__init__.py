@@ -9,6 +9,7 @@ def include_all(app: FastAPI) -> None:
     from immunoplan.web.routes import (
         admin,
         assessment,
+        corrections,
         courses,
         desensitization,
         injections,
@@ -26,6 +27,7 @@ def include_all(app: FastAPI) -> None:
         injections,
         desensitization,
         visits,
+        corrections,
         research,
         admin,
     ):

@@ -1,243 +1,169 @@
-"""Visit: questionnaires (ACT, C-ACT, ACQ, AQLQ, mini-AQLQ scored by ``clinical.questionnaires``) and
-spirometry with GLI results (``clinical.spirometry``: predicted, LLN, z-score, % predicted), stored with the
-``services.records`` use cases. Everything is validated and computed before anything is written."""
+"""Visit: questionnaires, spirometry (GLI) and laboratory results, recorded by ONE use case
+(`immunoplan.services.records.visits.record_visit_with_results`, one transaction).
+
+Routes parse the form or body into the shared input model `VisitIn`, call one service and render. A form
+POST answers 303 to the recorded visit's page (a reload never re-posts) and carries an idempotency key. A
+visit already recorded for the same patient, code and date gives HTTP 409 on the page, the entry kept, with
+the offer to record the values typed as a correction of that visit (`corrections.amend`) or to open its
+correction form.
+"""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Header, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
 
-from immunoplan.clinical import questionnaires, spirometry
-from immunoplan.errors import InvalidInput
-from immunoplan.jsonable import to_jsonable
-from immunoplan.registry import models as m
-from immunoplan.services import records
-from immunoplan.web import forms, queries
+from immunoplan.clinical import spirometry
+from immunoplan.clinical.vocabularies import VISIT_CODES
+from immunoplan.errors import Conflict, InvalidInput
+from immunoplan.services.inputs import validate, validate_form
+from immunoplan.services.records import corrections
+from immunoplan.services.records import visits as svc
+from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
+from immunoplan.web.deps import actor_of, registry_of
 from immunoplan.web.rendering import render
 
 router = APIRouter()
 
-#: registry instrument name -> questionnaire engine id (one name per concept in the UI: the registry's)
-INSTRUMENTS = {
-    "ACT": "act",
-    "C-ACT": "c-act",
-    "ACQ-5": "acq5",
-    "ACQ-6": "acq6",
-    "ACQ-7": "acq7",
-    "AQLQ": "aqlq",
-    "mini-AQLQ": "mini-aqlq",
-}
+KEY = forms.IDEMPOTENCY_FIELD
+FIELDS = tuple(svc.VisitIn.model_fields)
+REASON = "reason"
 
 
-def instrument_hints() -> dict[str, str]:
-    """Item count and range per instrument, from the engine's reference data."""
-    out = {}
-    for name, key in INSTRUMENTS.items():
-        spec = questionnaires._spec(key)
-        parts = [
-            f"{g['count']} items {g['min']}-{g['max']}" + (f" ({g['who']})" if g.get("who") else "")
-            for g in spec["items"]
-        ]
-        out[name] = "; ".join(parts) + f" · {spec['name']}"
-    return out
+def _defaults(request: Request, patient_id: int) -> dict[str, Any]:
+    d = svc.visit_form_defaults(registry_of(request), patient_id)
+    if d is None:
+        raise HTTPException(404, f"no patient {patient_id}")
+    return d
 
 
-def field_name(instrument: str) -> str:
-    return "q_" + instrument.lower().replace("-", "_")
-
-
-def _items(field: str) -> Any:
-    def parse(text: str) -> list[str] | None:
-        if not text:
-            return None
-        items = [x.strip() for x in text.replace(";", ",").split(",") if x.strip()]
-        for x in items:
-            forms.number_text(field)(x)
-        return items
-
-    return parse
-
-
-def compute(inputs: dict[str, Any], age: int | None, f: forms.FormState) -> dict[str, Any]:
-    """Scores and GLI results; errors go to their fields in ``f``."""
-    out: dict[str, Any] = {"questionnaires": {}, "spirometry": None}
-    sp = inputs["spirometry"]
-    if sp.get("fev1_l") or sp.get("fvc_l"):
-        try:
-            out["spirometry"] = to_jsonable(
-                spirometry.spirometry(
-                    sex=sp["sex"],
-                    age=age,
-                    height_cm=sp["height_cm"],
-                    equation=sp["equation"],
-                    fev1_l=sp.get("fev1_l"),
-                    fvc_l=sp.get("fvc_l"),
-                )
-            )
-        except InvalidInput as exc:
-            target = {"age_years": "form", "age": "form"}.get(exc.field, exc.field)
-            if target == "form":
-                f.errors.setdefault("form", f"{exc.field}: {forms.message(exc)}")
-            else:
-                f.errors.setdefault(target if target in f.raw else "form", forms.message(exc))
-    fev1_pct = ((out["spirometry"] or {}).get("fev1") or {}).get("percent_predicted")  # ACQ-7 item 7
-    for name, key in INSTRUMENTS.items():
-        items = inputs["questionnaires"].get(name)
-        if not items:
-            continue
-        try:
-            out["questionnaires"][name] = to_jsonable(
-                questionnaires.score(
-                    key, items, fev1_percent_predicted=fev1_pct if key == "acq7" else None, age=age
-                )
-            )
-        except InvalidInput as exc:
-            f.errors.setdefault(field_name(name), forms.message(exc))
-    return out
-
-
-def save(request: Request, pseudo_id: str, code: str, day: date, results: dict[str, Any]) -> None:
-    """Write the visit, its questionnaires and spirometry (each an audited use case)."""
-    reg, actor = registry_of(request), actor_of(request)
-    records.record_visit(reg, actor, pseudo_id=pseudo_id, code=code, visit_on=day)
-    for name, res in results["questionnaires"].items():
-        records.record_questionnaire(
-            reg,
-            actor,
-            pseudo_id=pseudo_id,
-            instrument=name,
-            score=res["score"],
-            completed_on=day,
-            items=res.get("items"),
-            visit_code=code,
-        )
-    sp = results["spirometry"]
-    if sp:
-        eq = sp["equation"]
-        for measure, kind in (("fev1", "fev1_l"), ("fvc", "fvc_l")):
-            r = sp.get(measure)
-            if r:
-                records.record_measurement(
-                    reg,
-                    actor,
-                    pseudo_id=pseudo_id,
-                    kind=kind,
-                    value=r["observed"],
-                    measured_on=day,
-                    visit_code=code,
-                    pct_predicted=r["percent_predicted"],
-                    z_score=r["z"],
-                    reference_equation=eq,
-                )
-        if sp.get("fev1"):
-            records.record_measurement(
-                reg,
-                actor,
-                pseudo_id=pseudo_id,
-                kind="fev1_pct_pred",
-                value=sp["fev1"]["percent_predicted"],
-                measured_on=day,
-                visit_code=code,
-                reference_equation=eq,
-            )
-
-
-def _context(request: Request, patient_id: int, f: forms.FormState, **extra: Any) -> dict[str, Any]:
-    with registry_of(request).session() as s:
-        p = patient_or_404(s, patient_id)
-        pseudo, age, sex = p.pseudo_id, queries.age_years(p, today()), p.sex
-    f.raw.setdefault("visit_on", today().isoformat())
-    f.raw.setdefault("sex", sex if sex in ("male", "female") else "")
+def _form(
+    request: Request,
+    patient_id: int,
+    f: forms.FormState,
+    *,
+    status: int = 200,
+    conflict: Conflict | None = None,
+    existing: tuple[str, int] | None = None,
+) -> Response:
+    d = _defaults(request, patient_id)
+    f.raw.setdefault("visit_on", d["visit_on"])
+    f.raw.setdefault("sex", d["sex"])
+    f.raw.setdefault("equation", svc.DEFAULT_EQUATION)
+    if existing is None and conflict is not None:
+        existing = corrections.parse_record_ref(conflict.record)
     ctx = {
-        "title": f"Visit · {pseudo}",
+        "title": f"Visit · {d['pseudo_id']}",
         "patient_id": patient_id,
-        "pseudo_id": pseudo,
-        "age": age,
+        "pseudo_id": d["pseudo_id"],
+        "age": d["age_today"],
         "form": f,
-        "codes": m.VISIT_CODES,
-        "hints": instrument_hints(),
-        "field_name": field_name,
+        "codes": VISIT_CODES,
+        "hints": svc.questionnaire_hints(),
+        "instruments": svc.QUESTIONNAIRE_FIELDS,
         "equations": spirometry.EQUATIONS,
-        "results": None,
+        "conflict": conflict,
+        "existing": existing,
+        "typed": {k: v for k, v in f.raw.items() if k in FIELDS and v},
     }
-    ctx.update(extra)
-    return ctx
+    return render(request, "visit.html", ctx, status_code=status)
+
+
+def _form_errors(f: forms.FormState, exc: InvalidInput) -> None:
+    """Put a service refusal next to its field(s): every engine error of the visit at once."""
+    for e in getattr(exc, "errors", None) or [exc]:
+        f.fail(e, known=FIELDS)
 
 
 @router.get(
     "/patients/{patient_id}/visits/new", dependencies=[permit("visit.record")], include_in_schema=False
 )
 async def visit_form(request: Request, patient_id: int) -> Response:
-    return render(request, "visit.html", _context(request, patient_id, forms.FormState({})))
-
-
-def _parse(f: forms.FormState) -> dict[str, Any]:
-    spiro = {
-        "sex": f.parse(
-            "sex",
-            lambda t: (
-                forms.choice("sex", spirometry.SEXES)(t) if (f.get("fev1_l") or f.get("fvc_l")) else t or None
-            ),
-        ),
-        "height_cm": f.parse(
-            "height_cm", forms.number_text("height_cm", optional=not (f.get("fev1_l") or f.get("fvc_l")))
-        ),
-        "fev1_l": f.parse("fev1_l", forms.number_text("fev1_l", optional=True)),
-        "fvc_l": f.parse("fvc_l", forms.number_text("fvc_l", optional=True)),
-        "equation": f.parse(
-            "equation", lambda t: forms.choice("equation", spirometry.EQUATIONS)(t or "gli-global-2022")
-        ),
-    }
-    qs = {name: f.parse(field_name(name), _items(field_name(name))) for name in INSTRUMENTS}
-    return {
-        "code": f.parse("code", forms.choice("code", m.VISIT_CODES)),
-        "visit_on": f.parse("visit_on", forms.date_field("visit_on")),
-        "questionnaires": qs,
-        "spirometry": spiro,
-    }
+    return _form(request, patient_id, forms.FormState({}))
 
 
 @router.post("/patients/{patient_id}/visits", dependencies=[permit("visit.record")], include_in_schema=False)
 async def visit_submit(request: Request, patient_id: int) -> Response:
     f = await forms.read_form(request)
-    ctx = _context(request, patient_id, f)
-    inputs = _parse(f)
-    if (
-        f.ok
-        and not any(inputs["questionnaires"].values())
-        and not (inputs["spirometry"].get("fev1_l") or inputs["spirometry"].get("fvc_l"))
-    ):
-        f.errors["form"] = "enter at least one questionnaire or a spirometry result"
-    results = compute(inputs, ctx["age"], f)  # every field's engine error is shown at once
-    if f.ok:
-        try:
-            save(request, ctx["pseudo_id"], inputs["code"], inputs["visit_on"], results)
-        except InvalidInput as exc:
-            f.fail(exc, known=("code", "visit_on"))
-    if not f.ok:
-        return render(request, "visit.html", ctx, status_code=422)
-    ctx["results"] = results
-    return render(request, "visit.html", ctx)
+    data, errors = validate_form(svc.VisitIn, {k: v for k, v in f.raw.items() if k in FIELDS})
+    f.errors.update(errors)
+    if data is None:
+        return _form(request, patient_id, f, status=422)
+    key = forms.idempotency_key(request, f)
+    try:
+        out = svc.record_visit_with_results(
+            registry_of(request), actor_of(request), patient_id, data, idempotency_key=key
+        )
+    except Conflict as exc:
+        return _form(request, patient_id, f, status=409, conflict=exc)
+    except InvalidInput as exc:
+        if exc.field == "patient":
+            raise HTTPException(404, str(exc)) from None
+        _form_errors(f, exc)
+        return _form(request, patient_id, f, status=422)
+    shown = f"?shown={key}" if key else ""
+    return RedirectResponse(f"/patients/{patient_id}/visits/{out['id']}{shown}", status_code=303)
+
+
+@router.post(
+    "/patients/{patient_id}/visits/{visit_id}/amend",
+    dependencies=[permit("record.amend")],
+    include_in_schema=False,
+)
+async def visit_amend(request: Request, patient_id: int, visit_id: int) -> Response:
+    """Record the values typed in the visit form as a correction of the existing visit (same-day visit)."""
+    f = await forms.read_form(request)
+    changes = {k: v for k, v in f.raw.items() if k in FIELDS and v}
+    view = svc.visit_view(registry_of(request), patient_id, visit_id)
+    if view is None:
+        raise HTTPException(404, f"no visit {visit_id} for patient {patient_id}")
+    try:
+        corrections.amend(
+            registry_of(request),
+            actor_of(request),
+            "visit",
+            visit_id,
+            changes,
+            f.get(REASON),
+            idempotency_key=forms.idempotency_key(request, f),
+        )
+    except Conflict as exc:
+        return _form(request, patient_id, f, status=409, conflict=exc, existing=("visit", visit_id))
+    except InvalidInput as exc:
+        _form_errors(f, exc)
+        if exc.field == REASON:
+            f.errors[REASON] = forms.message(exc)
+        return _form(request, patient_id, f, status=422, existing=("visit", visit_id))
+    return RedirectResponse(f"/patients/{patient_id}/visits/{visit_id}", status_code=303)
+
+
+@router.get(
+    "/patients/{patient_id}/visits/{visit_id}", dependencies=[permit("patient.read")], include_in_schema=False
+)
+async def visit_page(request: Request, patient_id: int, visit_id: int) -> Response:
+    """A recorded visit with its results and corrections (the target of the POST/redirect/GET)."""
+    view = svc.visit_view(registry_of(request), patient_id, visit_id, request.query_params.get("shown"))
+    if view is None:
+        raise HTTPException(404, f"no visit {visit_id} for patient {patient_id}")
+    ctx = {
+        "title": f"Visit {view['visit']['code']} · {view['pseudo_id']}",
+        "patient_id": patient_id,
+        "pseudo_id": view["pseudo_id"],
+        "view": view,
+        "results": view["results"],
+        "here": f"/patients/{patient_id}/visits/{visit_id}",
+    }
+    return render(request, "visit_recorded.html", ctx)
 
 
 # ------------------------------------------------------------------------------------------------- JSON API
 
-
-class VisitIn(BaseModel):
-    code: str = Field(max_length=16)
-    visit_on: date
-    questionnaires: dict[str, list[float]] = Field(default_factory=dict, max_length=7)
-    sex: str | None = Field(None, max_length=8)
-    height_cm: float | None = Field(None, gt=0, le=300)
-    fev1_l: float | None = Field(None, gt=0, le=20)
-    fvc_l: float | None = Field(None, gt=0, le=20)
-    equation: str = Field("gli-global-2022", max_length=20)
+IDEMPOTENCY_HEADER = Header(
+    None, alias=forms.IDEMPOTENCY_HEADER, description="a key for this write: a retry writes nothing twice"
+)
 
 
 @router.post(
@@ -245,28 +171,27 @@ class VisitIn(BaseModel):
     dependencies=[permit("visit.record")],
     tags=["visits"],
     status_code=201,
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": svc.VisitIn.model_json_schema()}}}
+    },
 )
-def api_visit(request: Request, patient_id: int, body: VisitIn) -> dict[str, Any]:
-    """Score questionnaires and spirometry (GLI) and record the visit; 422 names the first bad field."""
-    raw = {
-        "code": body.code,
-        "visit_on": body.visit_on.isoformat(),
-        "sex": body.sex or "",
-        "height_cm": "" if body.height_cm is None else repr(body.height_cm),
-        "fev1_l": "" if body.fev1_l is None else repr(body.fev1_l),
-        "fvc_l": "" if body.fvc_l is None else repr(body.fvc_l),
-        "equation": body.equation,
-    }
-    for name, items in body.questionnaires.items():
-        if name not in INSTRUMENTS:
-            raise InvalidInput("questionnaires", f"unknown instrument {name!r}", ", ".join(INSTRUMENTS))
-        raw[field_name(name)] = ",".join(repr(x) for x in items)
-    f = forms.FormState(raw)
-    ctx = _context(request, patient_id, f)
-    inputs = _parse(f)
-    results = compute(inputs, ctx["age"], f) if f.ok else None
-    if not f.ok or results is None:
-        field, message = next(iter(f.errors.items()))
-        raise InvalidInput(field, message)
-    save(request, ctx["pseudo_id"], inputs["code"], inputs["visit_on"], results)
-    return results
+def api_visit(
+    request: Request,
+    patient_id: int,
+    body: Any = Body(None),
+    idempotency_key: str | None = IDEMPOTENCY_HEADER,
+) -> dict[str, Any]:
+    """Record a visit (`VisitIn`): questionnaires scored, spirometry with GLI results (age at the visit),
+    laboratory results, in one transaction; 422 names the first bad field, 409 a visit already recorded for
+    the same patient, code and date (``record``: the visit to correct)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "must be a JSON object", "VisitIn")
+    data = validate(svc.VisitIn, body)
+    try:
+        return svc.record_visit_with_results(
+            registry_of(request), actor_of(request), patient_id, data, idempotency_key=idempotency_key
+        )
+    except InvalidInput as exc:
+        if exc.field == "patient":
+            raise HTTPException(404, str(exc)) from None
+        raise
