@@ -147,12 +147,16 @@ def test_desensitization_flow_in_chromium(page: Any, shots: Path) -> None:
     page.get_by_role("button", name="Create session").click()
     page.wait_for_url(re.compile(r".*/desensitization/\d+$"))
     for step in (1, 2):
+        if step > 1:  # marked before step 1's 15 minutes have passed: the reason is recorded
+            page.get_by_label("Reason if started early").fill("browser walk")
         page.get_by_role("button", name=f"Mark step {step} given").click()
         expect(page.locator("table.steps tbody tr").nth(step - 1)).to_have_class("given")
     page.get_by_label("At step").select_option("3")
     page.get_by_label("mild").check()
     page.get_by_label("flushing").check()
     page.get_by_role("button", name="Record reaction and re-plan").click()
-    page.get_by_text("Re-planned after a mild reaction at step 3").wait_for()
+    page.get_by_role("heading", name="Re-planned after a mild reaction at step 3").wait_for()
     assert "Resume at step" in page.locator("#replan").inner_text()
+    page.get_by_role("button", name="Mark step 2 given").click()  # the continuation, numbered in the session
+    expect(page.locator("#protocol-1 tbody tr").first).to_have_class("given")
     page.screenshot(path=str(shots / "8-desensitization-replanned.png"), full_page=True)
