@@ -73,7 +73,7 @@ def test_clinic_flow_in_chromium(page: Any, shots: Path) -> None:
     page.wait_for_url(re.compile(r".*/courses/\d+$"))
     # injection day
     page.get_by_role("link", name="Injection day").click()
-    assert "schedule-first-dose" in page.get_by_test_id("rule-fired").inner_text()
+    assert "schedule-first-injection" in page.get_by_test_id("rule-fired").inner_text()
     page.get_by_role("button", name="Record injection and start timer").click()
     page.locator("[data-timer-start]").wait_for()
     before = page.get_by_test_id("dose-due").inner_text()

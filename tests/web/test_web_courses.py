@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from web_helpers import WebClient, html_text
 
+from immunoplan import clock
 from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.services.protocols import grade_reaction, plan_scit_schedule, scit_next_dose
@@ -92,11 +93,12 @@ def test_injection_day_reaction_changes_next_dose(
     pid, cid = _course(clinician)
     day = f"/patients/{pid}/courses/{cid}/injection-day"
     page = html_text(nurse.get(day).text)
-    assert "schedule-first-dose" in page and "0.1 mL of maintenance concentration" in page
-    form = {"dose": "0.1", "vial": "1", "volume_ml": "0.1", "site": "left arm"}
+    assert "schedule-first-injection" in page and "0.1 mL of maintenance concentration" in page
+    form = {"dose_ml": "0.1", "vial": "1", "site": "left arm"}
     r = nurse.post(f"/patients/{pid}/courses/{cid}/injections", form)
-    assert r.status_code == 200
-    today = date.today().isoformat()
+    assert r.status_code == 303  # POST/redirect/GET
+    r = nurse.get(r.headers["location"])
+    today = clock.today().isoformat()
     hist: dict[str, Any] = {
         "product": "hdm-tyrosine-ultrarush",
         "regimen": "rush",
@@ -123,7 +125,8 @@ def test_injection_day_reaction_changes_next_dose(
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(m.Reaction)) == 0  # grading saves nothing
     r = nurse.post(f"/patients/{pid}/courses/{cid}/reactions", reaction)
-    assert r.status_code == 200, r.text[:500]
+    assert r.status_code == 303, r.text[:500]
+    r = nurse.get(r.headers["location"])
     hist["injections"][0]["systemic_reaction"] = {"scale": "wao2010", "grade": "2"}
     after = to_jsonable(scit_next_dose(hist, today))
     assert after["dose"]["dose"] != before["dose"]["dose"]
@@ -141,13 +144,13 @@ def test_reaction_bad_input_saves_nothing(clinician: WebClient, nurse: WebClient
     base = f"/patients/{pid}/courses/{cid}"
     r = nurse.post(f"{base}/reactions", {"kind": "systemic", "scale": "wao2010", "symptoms": ["urticaria"]})
     assert r.status_code == 422 and "record the injection first" in r.text
-    nurse.post(f"{base}/injections", {"dose": "0.1"})
+    nurse.post(f"{base}/injections", {"dose_ml": "0.1"})
     r = nurse.post(f"{base}/reactions", {"kind": "systemic", "scale": "wao2010"})
     assert r.status_code == 422 and 'id="e-symptoms"' in r.text
     r = nurse.post(f"{base}/reactions", {"kind": "systemic", "scale": "nope", "symptoms": ["urticaria"]})
     assert r.status_code == 422
-    r = nurse.post(f"{base}/injections", {"dose": "lots"})
-    assert r.status_code == 422 and 'id="e-dose"' in r.text
+    r = nurse.post(f"{base}/injections", {"dose_ml": "lots"})
+    assert r.status_code == 422 and 'id="e-dose_ml"' in r.text
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(m.Reaction)) == 0
         assert s.scalar(select(func.count()).select_from(m.Injection)) == 1
@@ -171,10 +174,10 @@ def test_api_course_injection_reaction(clinician: WebClient, nurse: WebClient) -
     cid = r.json()["course_id"]
     assert r.json()["result"]["calendar"][0]["omalizumab"] is not None  # concurrent: same day as visit 1
     assert clinician.post(f"/api/patients/{pid}/courses", json={**body, "regimen": "x"}).status_code == 422
-    due = nurse.get(f"/api/patients/{pid}/courses/{cid}/next-dose").json()["due"]
-    assert due["dose"]["dose"] == 10 and due["rule"]["id"] == "schedule-first-dose"
-    r = nurse.post(f"/api/patients/{pid}/courses/{cid}/injections", json={"dose": 10})
-    assert r.status_code == 201 and r.json()["due"]["dose"]["dose"] == 100
+    due = nurse.get(f"/api/patients/{pid}/courses/{cid}/next-dose").json()
+    assert due["dose"]["dose"] == 10 and due["rule"]["id"] == "schedule-first-injection"
+    r = nurse.post(f"/api/patients/{pid}/courses/{cid}/injections", json={"dose_ml": 0.1, "vial": "1"})
+    assert r.status_code == 201 and r.json()["next"]["dose"]["dose"] == 100
     reaction = {
         "kind": "systemic",
         "symptoms": ["urticaria", "wheeze"],
@@ -182,7 +185,7 @@ def test_api_course_injection_reaction(clinician: WebClient, nurse: WebClient) -
     }
     r = nurse.post(f"/api/patients/{pid}/courses/{cid}/reactions", json=reaction)
     assert r.status_code == 201 and r.json()["grading"]["grade"] == "2"
-    assert r.json()["due"]["rule"]["id"] == "lsu-systemic-tenth"
+    assert r.json()["next"]["rule"]["id"] == "lsu-systemic-tenth"
     r = nurse.post(f"/api/patients/{pid}/courses/{cid}/reactions", json={"kind": "local"})
     assert r.status_code == 422
 
@@ -194,7 +197,9 @@ def test_record_omalizumab_dose_on_injection_day(
     page = nurse.get(f"/patients/{pid}/courses/{cid}/injection-day")
     assert "Label dose: " in html_text(page.text) and "300 mg every 4 weeks" in html_text(page.text)
     r = nurse.post(f"/patients/{pid}/courses/{cid}/omalizumab", {"omalizumab_dose_mg": "300"})
-    assert r.status_code == 200 and "Omalizumab 300 mg recorded" in r.text
+    assert r.status_code == 303  # POST/redirect/GET
+    text = html_text(nurse.get(r.headers["location"]).text)
+    assert "Omalizumab dose recorded" in text and "(300 mg)" in text
     r = nurse.post(f"/patients/{pid}/courses/{cid}/omalizumab", {"omalizumab_dose_mg": "-1"})
     assert r.status_code == 422 and 'id="e-omalizumab_dose_mg"' in r.text
     with registry.session() as s:
@@ -206,7 +211,8 @@ def test_record_omalizumab_dose_on_injection_day(
 
 
 def test_injection_day_for_a_course_stored_without_a_web_plan(nurse: WebClient, registry: Any) -> None:
-    """Imported/demo courses name their schedule in words: the missed-dose rules still apply."""
+    """Imported/demo courses store their catalogue ids (migration 0003 converted the old rows that named the
+    schedule in words): the missed-dose rules still apply."""
     from datetime import datetime, timedelta
 
     last = datetime.now().replace(microsecond=0) - timedelta(days=24)
@@ -220,6 +226,8 @@ def test_injection_day_for_a_course_stored_without_a_web_plan(nurse: WebClient, 
             status="active",
             product="Alutard SQ house dust mite",
             regimen="weekly build-up (15 injections)",
+            product_id="alutard-sq-hdm",
+            regimen_id="conventional",
             dose_unit="SQ-U",
         )
         s.add(c)

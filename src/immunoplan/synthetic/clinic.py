@@ -38,6 +38,8 @@ def write(w: Writer, rng: np.random.Generator, today: date) -> int:
             product="Alutard SQ house dust mite",
             allergen="d1",
             regimen="weekly build-up (15 injections)",
+            product_id="alutard-sq-hdm",  # the catalogue's 15-week weekly schedule (its doses above)
+            regimen_id="conventional",
             with_omalizumab=False,
             omalizumab_timing="none",
             status="active",

@@ -102,6 +102,9 @@ def write(w: Writer, rng: np.random.Generator, actor: str) -> int:
                 product="Alutard SQ house dust mite",
                 allergen="d1",
                 regimen="weekly build-up (15 injections), maintenance every 4 weeks",
+                product_id="alutard-sq-hdm",  # the catalogue's 15-week weekly schedule (calibration doses)
+                regimen_id="conventional",
+                maintenance_interval_weeks=syn["maintenance_interval_weeks"],
                 with_omalizumab=g["with_omalizumab"],
                 omalizumab_timing="concurrent" if g["with_omalizumab"] else "none",
                 status="completed",

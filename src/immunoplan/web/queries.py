@@ -13,20 +13,16 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from immunoplan.clinical.immunotherapy.due import due_status
 from immunoplan.registry import models as m
 
 PAGE_SIZE = 50
 
 
 def due_flag(next_due_on: date | None, today: date) -> str | None:
-    """``late`` when the scheduled dose date has passed, ``due`` on the day itself (no clinical threshold)."""
-    if next_due_on is None:
-        return None
-    if next_due_on < today:
-        return "late"
-    if next_due_on == today:
-        return "due"
-    return None
+    """The patient list's flag: `immunoplan.clinical.immunotherapy.due_status` (the one definition of due /
+    late) with the clinic's default policy (no grace, no look-ahead); ``today`` is the clinic's date."""
+    return due_status(next_due_on, today)
 
 
 @dataclass
