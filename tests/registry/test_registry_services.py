@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from immunoplan.errors import InvalidInput
+from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.registry import models as m
 from immunoplan.services import records as rec
 
@@ -19,7 +19,7 @@ def _patient(reg, pid="P1", **kw):
 def test_register_patient_and_duplicate_is_refused(registry):
     p = _patient(registry, diagnoses=[{"code": "allergic_asthma", "allergen": "d1"}])
     assert p["pseudo_id"] == "P1" and p["id"] > 0
-    with pytest.raises(InvalidInput, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):  # the same patient twice: 409 / exit 2
         _patient(registry)
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(m.Patient)) == 1

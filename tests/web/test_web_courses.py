@@ -3,6 +3,7 @@ record injection, observation timer, reaction with guided grading, next dose upd
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,7 @@ from immunoplan.services.protocols import grade_reaction, plan_scit_schedule, sc
 
 RUSH = {
     "product_regimen": "hdm-tyrosine-ultrarush|rush",
-    "start": date.today().isoformat(),
+    "start": clock.today().isoformat(),
     "start_time": "08:00",
     "omalizumab": "pre",
     "omalizumab_lead_weeks": "8",
@@ -161,8 +162,7 @@ def test_api_course_injection_reaction(clinician: WebClient, nurse: WebClient) -
     body = {
         "product": "alutard-sq-hdm",
         "regimen": "cluster",
-        "start": date.today().isoformat(),
-        "save": True,
+        "start": clock.today().isoformat(),
         "maintenance_interval_weeks": 6,
         "omalizumab": "concurrent",
         "age_years": 30,
@@ -170,9 +170,9 @@ def test_api_course_injection_reaction(clinician: WebClient, nurse: WebClient) -
         "total_ige_iu_ml": 150,
     }
     r = clinician.post(f"/api/patients/{pid}/courses", json=body)
-    assert r.status_code == 200, r.text
-    cid = r.json()["course_id"]
-    assert r.json()["result"]["calendar"][0]["omalizumab"] is not None  # concurrent: same day as visit 1
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert r.json()["calendar"][0]["omalizumab"] is not None  # concurrent: same day as visit 1
     assert clinician.post(f"/api/patients/{pid}/courses", json={**body, "regimen": "x"}).status_code == 422
     due = nurse.get(f"/api/patients/{pid}/courses/{cid}/next-dose").json()
     assert due["dose"]["dose"] == 10 and due["rule"]["id"] == "schedule-first-injection"
@@ -275,3 +275,124 @@ def test_unverified_omalizumab_table_needs_a_recorded_override(clinician: WebCli
         ).text
     )
     assert "450 mg every 4 weeks" in text and "UNVERIFIED cell shown under override" in text
+
+
+# ------------------------------------------------------------------ course planning: POST/redirect/GET, keys
+
+
+def _key(html: str) -> str:
+    found = re.search(r'name="idempotency_key" value="([^"]+)"', html)
+    assert found, "the form carries an idempotency key"
+    return found.group(1)
+
+
+def _count(registry: Any, model: Any) -> int:
+    with registry.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)))
+
+
+def test_double_submit_and_reload_plan_one_course(clinician: WebClient, registry: Any) -> None:
+    pid = _patient(clinician)
+    key = _key(clinician.get(f"/patients/{pid}/courses/new").text)
+    form = {**RUSH, "action": "save", "idempotency_key": key}
+    first = clinician.post(f"/patients/{pid}/courses", form)
+    second = clinician.post(f"/patients/{pid}/courses", form)  # double click / the browser re-sends
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    page = clinician.get(first.headers["location"])  # the reload after saving is this GET
+    assert page.status_code == 200 and "One calendar" in page.text
+    assert _count(registry, m.Course) == 1
+    with registry.session() as s:
+        c = s.scalars(select(m.Course)).one()
+        assert (c.product_id, c.regimen_id, c.kind, c.start_time) == (
+            "hdm-tyrosine-ultrarush",
+            "rush",
+            "RIT",
+            "08:00",
+        )
+        assert c.omalizumab_lead_weeks == 8 and "|" not in (c.regimen or "")
+
+
+def test_course_page_of_a_desensitization_course(clinician: WebClient, registry: Any) -> None:
+    """Formerly a 500 ('int' object has no attribute 'id'): the session ids are listed as links."""
+    pid = _patient(clinician)
+    with registry.transaction(actor="test") as s:
+        c = m.Course(patient_id=pid, kind="drug_desensitization", drug="carboplatin", status="active")
+        s.add(c)
+        s.flush()
+        s.add(
+            m.DesensitizationSession(
+                course_id=c.id,
+                patient_id=pid,
+                session_on=clock.today(),
+                drug="carboplatin",
+                target_dose_mg=500,
+            )
+        )
+        s.flush()
+        cid = c.id
+    r = clinician.get(f"/patients/{pid}/courses/{cid}")
+    assert r.status_code == 200 and 'href="/desensitization/1"' in r.text
+    assert clinician.get(f"/patients/{pid + 1}/courses/{cid}").status_code == 404
+
+
+def test_omalizumab_alone_course_and_its_dose_form(
+    clinician: WebClient, nurse: WebClient, registry: Any
+) -> None:
+    pid = _patient(clinician)
+    page = clinician.get(f"/patients/{pid}/courses/new?kind=omalizumab")
+    plan = {"kind": "omalizumab", "start": clock.today().isoformat(), "age_years": "14", "weight_kg": "50"}
+    plan |= {"total_ige_iu_ml": "300", "region": "us", "indication": "asthma", "action": "save"}
+    r = clinician.post(f"/patients/{pid}/courses", {**plan, "idempotency_key": _key(page.text)})
+    assert r.status_code == 303, r.text[:600]
+    course_url = r.headers["location"]
+    cid = int(course_url.rsplit("/", 1)[1])
+    text = html_text(clinician.get(course_url).text)
+    assert "omalizumab course" in text and "label dose 300 mg every 4 weeks" in text
+    day = nurse.get(course_url).text
+    form = {"dose_mg": "300", "given_at": f"{clock.today().isoformat()}T10:15", "idempotency_key": _key(day)}
+    first = nurse.post(f"{course_url}/omalizumab-doses", form)
+    again = nurse.post(f"{course_url}/omalizumab-doses", form)  # double submit: the same key
+    assert first.status_code == again.status_code == 303
+    shown = nurse.get(first.headers["location"])
+    assert "Omalizumab dose recorded" in shown.text and "10:15" in html_text(shown.text)
+    assert clock.zone_name() in shown.text  # times are printed with the clinic zone
+    same_act = nurse.post(f"{course_url}/omalizumab-doses", {**form, "idempotency_key": _key(shown.text)})
+    assert same_act.status_code == 409 and "already recorded" in same_act.text  # another key, the same act
+    bad = nurse.post(f"{course_url}/omalizumab-doses", {"dose_mg": "-1", "idempotency_key": _key(shown.text)})
+    assert bad.status_code == 422 and 'id="e-dose_mg"' in bad.text
+    with registry.session() as s:
+        o = s.scalars(select(m.OmalizumabAdministration)).one()
+    assert (o.course_id, o.dose_mg, o.interval_weeks) == (cid, 300, 4)
+
+
+def test_omalizumab_dose_on_a_course_planned_without_it_is_refused(
+    clinician: WebClient, nurse: WebClient
+) -> None:
+    pid, cid = _course(clinician, omalizumab="none")
+    url = f"/patients/{pid}/courses/{cid}/omalizumab-doses"
+    r = nurse.post(url, {"dose_mg": "300"})
+    assert r.status_code == 422 and "not planned with omalizumab" in r.text
+
+
+def test_api_course_preview_conflict_and_unknown_patient(clinician: WebClient, registry: Any) -> None:
+    pid = _patient(clinician)
+    body = {"product": "alutard-sq-hdm", "regimen": "cluster", "start": clock.today().isoformat()}
+    r = clinician.post(f"/api/patients/{pid}/courses/preview", json=body)
+    assert r.status_code == 200 and r.json()["kind"] == "schedule" and _count(registry, m.Course) == 0
+    r = clinician.post(f"/api/patients/{pid}/courses", json={**body, "regimen": "rush"})
+    assert r.status_code == 422 and "UNVERIFIED" in r.json()["detail"][0]["message"]
+    headers = {"Idempotency-Key": "course-api-key-1"}
+    one = clinician.post(f"/api/patients/{pid}/courses", json=body, headers=headers)
+    two = clinician.post(f"/api/patients/{pid}/courses", json=body, headers=headers)
+    assert one.status_code == two.status_code == 201 and one.json()["id"] == two.json()["id"]
+    other = clinician.post(f"/api/patients/{pid}", json={})  # not a route: 405, never 500
+    assert other.status_code < 500
+    used = clinician.post(
+        "/api/patients", json={"pseudo_id": "X-2"}, headers={"Idempotency-Key": "course-api-key-1"}
+    )
+    assert used.status_code == 409  # a key already used for another use case
+    assert clinician.post("/api/patients/9999/courses", json=body).status_code == 404
+    got = clinician.get(f"/api/patients/{pid}/courses/{one.json()['id']}").json()
+    assert got["course"]["product_id"] == "alutard-sq-hdm" and got["course"]["regimen_id"] == "cluster"
+    assert _count(registry, m.Course) == 1

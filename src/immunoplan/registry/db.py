@@ -109,11 +109,29 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine, revision: str = "head") -> str | None:
-    """Upgrade the schema to ``revision`` (default: newest); returns the revision now current."""
+    """Upgrade the schema to ``revision`` (default: newest); returns the revision now current.
+
+    SQLite: foreign keys are off while the migration runs. A batch-mode table rebuild drops the old table,
+    and with foreign keys on that drop fires the children's ON DELETE actions (``measurements.visit_id`` and
+    ``reactions.injection_id`` set to NULL when ``visits``/``injections`` are rebuilt). ``PRAGMA
+    foreign_key_check`` then refuses a migration that left a dangling reference (nothing is committed).
+    """
     cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if sqlite else None
+        if raw is not None:  # outside any transaction (the PRAGMA is a no-op inside one)
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").all() if sqlite else []
+                if dangling:
+                    raise RuntimeError(f"migration to {revision} left dangling references: {dangling[:5]}")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
     return current_revision(engine)
 
 

@@ -63,6 +63,10 @@ def _errors(model: type[BaseModel], exc: ValidationError) -> list[InvalidInput]:
         msg = str(e.get("msg", "invalid"))
         if e.get("type") == "extra_forbidden":
             msg = "is not a field of this form"
+        raised = (e.get("ctx") or {}).get("error")
+        if isinstance(raised, InvalidInput):  # a validator's own InvalidInput: keep its message and range
+            out.append(InvalidInput(".".join(loc) or field, raised.reason, raised.accepted))
+            continue
         out.append(InvalidInput(".".join(loc) or field, msg, _accepted(model, field)))
     return out
 

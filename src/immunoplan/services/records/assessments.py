@@ -1,14 +1,22 @@
-"""Assessments and dose decisions as shown, with their inputs and basis."""
+"""Assessments and dose decisions as shown, with their inputs and basis, one transaction each.
+
+`assess_and_store` is the page's and the API's one call: compute the assessment (risk, omalizumab advice,
+eligibility, the label dose) and store what was shown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import checks as ck
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
+from immunoplan.services import unit_of_work
 from immunoplan.services.records.common import (
     find_patient,
     float_or_none,
@@ -49,8 +57,9 @@ def assess(
     inputs: dict[str, Any],
     result: Any = None,
     course_id: Any = None,
+    idempotency_key: Any = None,
 ) -> dict[str, Any]:
-    """Store the risk assessment that was shown.
+    """Store the risk assessment that was shown, in one transaction.
 
     Without ``result`` the assessment engine (`immunoplan.services.assessment.assess_patient`) computes it
     from ``inputs``; when that engine is not installed the caller must pass the result it showed.
@@ -64,7 +73,8 @@ def assess(
     if not isinstance(data, dict):
         raise InvalidInput("result", "must be an object")
     basis = data.get("rules") or data.get("basis")
-    with reg.transaction(actor, "assess") as s:
+
+    def fn(s: Session) -> dict[str, Any]:
         p = find_patient(s, pseudo_id)
         row = m.RiskAssessment(
             patient_id=p.id,
@@ -83,6 +93,62 @@ def assess(
         )
         return save_row(s, row)
 
+    return unit_of_work.write(reg, actor, "assess", fn, idempotency_key=idempotency_key)
+
+
+def _rule_basis(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    keys = ("table", "version", "source", "status", "rule")
+    return [{k: r.get(k) for k in keys} for r in result.get("rules", [])]
+
+
+def compute_assessment(inputs: Mapping[str, Any], region: str = "us") -> dict[str, Any]:
+    """The assessment shown on the page: risk tier, omalizumab pre-treatment advice and biologic eligibility
+    (`immunoplan.services.assessment.assess_patient`), plus the omalizumab label dose
+    (`immunoplan.services.omalizumab.label_dose`, asthma) when a weight is given; ``basis`` lists every rule.
+    Computes only: `InvalidInput` names the first bad field."""
+    from immunoplan.services.assessment import assess_patient
+    from immunoplan.services.omalizumab import label_dose
+
+    given = {k: v for k, v in inputs.items() if v is not None}
+    result: dict[str, Any] = to_jsonable(assess_patient(**given))
+    if given.get("weight_kg") not in (None, ""):
+        dose = label_dose(
+            "asthma", region, given.get("age_years"), given["weight_kg"], given.get("total_ige_iu_ml")
+        )
+        result["omalizumab_label_dose"] = to_jsonable(dose)
+    result["basis"] = _rule_basis(result)
+    return result
+
+
+def assess_and_store(
+    reg: Registry,
+    actor: str,
+    *,
+    patient_id: Any,
+    inputs: Mapping[str, Any],
+    region: str = "us",
+    course_id: Any = None,
+    idempotency_key: Any = None,
+) -> dict[str, Any]:
+    """Assess a patient (`compute_assessment`) and store the assessment shown, in one call and one
+    transaction: returns ``id``, ``patient_id`` and ``result``. Invalid inputs: nothing is written."""
+    from immunoplan.services.records.patients import patient_by_id
+
+    given = {k: v for k, v in inputs.items() if v is not None}
+    with reg.session() as s:
+        pseudo = patient_by_id(s, patient_id).pseudo_id
+    result = compute_assessment(given, region)
+    row = assess(
+        reg,
+        actor,
+        pseudo_id=pseudo,
+        inputs=given,
+        result=result,
+        course_id=course_id,
+        idempotency_key=idempotency_key,
+    )
+    return {"id": row["id"], "patient_id": row["patient_id"], "result": row.get("result", result)}
+
 
 def record_dose_decision(
     reg: Registry,
@@ -96,6 +162,7 @@ def record_dose_decision(
     dose: Any = None,
     dose_unit: str | None = None,
     override_reason: str | None = None,
+    idempotency_key: Any = None,
 ) -> dict[str, Any]:
     """Store the dose decision that was shown (dose, do-not-dose, outside-table, override ...).
     An override must say why (UNVERIFIED data never doses without a recorded override)."""
@@ -104,7 +171,8 @@ def record_dose_decision(
         raise InvalidInput("override_reason", "an override must record its reason")
     data = to_jsonable(result)
     basis = data.get("basis") if isinstance(data, dict) else None
-    with reg.transaction(actor, "record_dose_decision") as s:
+
+    def fn(s: Session) -> dict[str, Any]:
         p = find_patient(s, pseudo_id)
         row = m.DoseDecision(
             patient_id=p.id,
@@ -119,3 +187,5 @@ def record_dose_decision(
             basis=result_basis(basis),
         )
         return save_row(s, row)
+
+    return unit_of_work.write(reg, actor, "record_dose_decision", fn, idempotency_key=idempotency_key)

@@ -1,19 +1,144 @@
-"""Omalizumab administrations."""
+"""Omalizumab administrations: record one dose given, in one transaction.
+
+- `record_course_omalizumab` (the injection-day page, the API, ``immunoplan omalizumab-dose record``): the
+  dose of a course planned with omalizumab (an omalizumab course, or immunotherapy with omalizumab ``pre`` /
+  ``concurrent``); the interval and the basis are the label dose stored with the course's plan.
+- `record_omalizumab`: the keyword form (tests, FHIR and other import-like callers), optionally without a
+  course; a course given must also be planned with omalizumab.
+
+Both refuse the same act twice: a dose for the same patient in the same clinic minute as a dose already
+recorded (entries not voided) is a `Conflict` naming the first record.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from immunoplan.registry import checks as ck
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from immunoplan import clock
+from immunoplan.errors import Conflict, InvalidInput
+from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
-from immunoplan.services.records.common import (
-    basis_json,
-    find_patient,
-    opt_course_id,
-    opt_int,
-    save_row,
-)
+from immunoplan.services import unit_of_work
+from immunoplan.services.inputs import InputModel, validate
+from immunoplan.services.records.common import basis_json, find_course, find_patient
+from immunoplan.services.records.courses import planned_with_omalizumab, stored_label_dose
+from immunoplan.services.records.fields import OptionalClinicInstant, local_row
+
+USE_CASE = "record_omalizumab"
+Row = m.OmalizumabAdministration
+
+
+class OmalizumabDoseIn(InputModel):
+    """One omalizumab administration of a course. ``given_at`` is clinic-local time (default: now)."""
+
+    course_id: int = Field(ge=1)
+    dose_mg: Decimal = limit("omalizumab_dose_mg").pydantic()
+    given_at: OptionalClinicInstant = Field(None, json_schema_extra={"accepted": "YYYY-MM-DDTHH:MM (clinic)"})
+    site: str | None = Field(None, max_length=32)
+    lot: str | None = Field(None, max_length=64)
+
+
+def _minute(at: datetime) -> datetime:
+    return clock.to_utc_stored(at).replace(second=0, microsecond=0)
+
+
+def _refuse_same_act(s: Session, patient_id: int, at: datetime) -> None:
+    """The same patient's dose in the same minute (entries not voided) is the same act recorded twice."""
+    start = _minute(at)
+    first = s.scalars(
+        select(Row)
+        .where(
+            Row.patient_id == patient_id,
+            Row.voided_at.is_(None),
+            Row.given_at >= start,
+            Row.given_at < start + timedelta(minutes=1),
+        )
+        .order_by(Row.id)
+        .limit(1)
+    ).first()
+    if first is not None:
+        raise Conflict(
+            "given_at",
+            f"omalizumab {first.dose_mg} mg was already recorded for this patient at "
+            f"{clock.format_local(first.given_at)}: the same dose is not recorded twice",
+            f"omalizumab administration {first.id}",
+        )
+
+
+def _planned_course(s: Session, course_id: Any) -> m.Course:
+    """The course, locked for this transaction (PostgreSQL), refused unless planned with omalizumab."""
+    c = find_course(s, course_id)
+    if s.get_bind().dialect.name == "postgresql":
+        s.refresh(c, with_for_update=True)
+    if not planned_with_omalizumab(c):
+        raise InvalidInput(
+            "course_id",
+            f"course {c.id} ({c.kind}) was not planned with omalizumab: record the dose on an omalizumab "
+            "course or an immunotherapy course planned with omalizumab pre-treatment or concurrently",
+            "a course planned with omalizumab",
+        )
+    return c
+
+
+def _result(row: Row, label: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = local_row(row)
+    out["planned_dose_mg"] = label.get("dose_mg") if label else None
+    return out
+
+
+def record_course_omalizumab(
+    reg: Registry,
+    actor: str,
+    *,
+    course_id: Any,
+    dose_mg: Any,
+    given_at: Any = None,
+    site: str | None = None,
+    lot: str | None = None,
+    idempotency_key: Any = None,
+) -> dict[str, Any]:
+    """Record an omalizumab dose of a course planned with omalizumab (interval and basis: the stored label
+    dose). Refused, nothing written: a course not planned with omalizumab (`InvalidInput` ``course_id``), a
+    dose outside ``omalizumab_dose_mg``, the same patient's dose in the same minute (`Conflict`)."""
+    raw = {"course_id": course_id, "dose_mg": dose_mg, "given_at": given_at, "site": site, "lot": lot}
+    d = validate(OmalizumabDoseIn, {k: v for k, v in raw.items() if v is not None})
+    return record_dose(reg, actor, d, idempotency_key=idempotency_key)
+
+
+def record_dose(
+    reg: Registry, actor: str, data: OmalizumabDoseIn | Mapping[str, Any], *, idempotency_key: Any = None
+) -> dict[str, Any]:
+    """`record_course_omalizumab` with the input model (API body, CLI)."""
+    d = data if isinstance(data, OmalizumabDoseIn) else validate(OmalizumabDoseIn, data)
+    when = d.given_at or clock.now()
+
+    def fn(s: Session) -> dict[str, Any]:
+        c = _planned_course(s, d.course_id)
+        _refuse_same_act(s, c.patient_id, when)
+        label = stored_label_dose(c)
+        row = Row(
+            patient_id=c.patient_id,
+            course_id=c.id,
+            given_at=when,
+            dose_mg=d.dose_mg,
+            interval_weeks=int(label["interval_weeks"]) if label and label.get("interval_weeks") else None,
+            site=d.site,
+            lot=d.lot,
+            basis=basis_json(label.get("basis")) if label and label.get("basis") else None,
+        )
+        s.add(row)
+        s.flush()
+        return _result(row, label)
+
+    return unit_of_work.write(reg, actor, USE_CASE, fn, idempotency_key=idempotency_key)
 
 
 def record_omalizumab(
@@ -28,20 +153,34 @@ def record_omalizumab(
     site: str | None = None,
     lot: str | None = None,
     basis: Any = None,
+    idempotency_key: Any = None,
 ) -> dict[str, Any]:
-    """Record an omalizumab administration."""
-    when = ck.to_datetime("given_at", given_at)
-    dose = ck.positive_decimal("dose_mg", dose_mg)
-    with reg.transaction(actor, "record_omalizumab") as s:
+    """Record an omalizumab administration (keyword style). With a ``course_id`` the course must be planned
+    with omalizumab and its stored label dose gives the interval and basis when none is passed."""
+    when = clock.parse_local("given_at", given_at)
+    dose = limit("omalizumab_dose_mg").check(dose_mg, "dose_mg")
+    interval = limit("omalizumab_interval_weeks").check_optional(interval_weeks, "interval_weeks")
+
+    def fn(s: Session) -> dict[str, Any]:
         p = find_patient(s, pseudo_id)
-        row = m.OmalizumabAdministration(
+        c = None if course_id in (None, "") else _planned_course(s, course_id)
+        if c is not None and c.patient_id != p.id:
+            raise InvalidInput("course_id", f"course {c.id} is not a course of patient {p.pseudo_id}")
+        _refuse_same_act(s, p.id, when)
+        label = stored_label_dose(c) if c is not None else None
+        weeks = interval if interval is not None else (label or {}).get("interval_weeks")
+        row = Row(
             patient_id=p.id,
+            course_id=c.id if c is not None else None,
             given_at=when,
             dose_mg=dose,
+            interval_weeks=None if weeks is None else int(weeks),
             site=site,
             lot=lot,
-            course_id=opt_course_id(s, course_id),
-            interval_weeks=opt_int("interval_weeks", interval_weeks),
-            basis=basis_json(basis),
+            basis=basis_json(basis if basis is not None else (label or {}).get("basis")),
         )
-        return save_row(s, row)
+        s.add(row)
+        s.flush()
+        return _result(row, label)
+
+    return unit_of_work.write(reg, actor, USE_CASE, fn, idempotency_key=idempotency_key)

@@ -1,6 +1,6 @@
 """New assessment: risk tier, omalizumab pre-treatment advice, biologic eligibility and the label dose, each
-with its basis (``services.assessment.assess_patient``, ``services.omalizumab.label_dose``); the assessment
-shown is stored with ``services.records.assess`` under the logged-in user."""
+with its basis, computed and stored (under the logged-in user) by one service call,
+``services.records.assessments.assess_and_store``."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
-from immunoplan.services import records
-from immunoplan.services.assessment import assess_patient
-from immunoplan.services.omalizumab import label_dose
+from immunoplan.services.records import assessments
 from immunoplan.web import forms, queries
 from immunoplan.web.auth import permit
 from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
@@ -50,28 +48,18 @@ def tristate(field: str) -> Any:
     return parse
 
 
-def _rule_basis(result: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = ("table", "version", "source", "status", "rule")
-    return [{k: r.get(k) for k in keys} for r in result.get("rules", [])]
-
-
-def compute(inputs: dict[str, Any], region: str) -> dict[str, Any]:
-    """Assessment (+ the omalizumab label dose when a weight is given) as one JSON-able dict."""
-    result: dict[str, Any] = to_jsonable(assess_patient(**inputs))
-    if inputs.get("weight_kg") not in (None, ""):
-        dose = label_dose(
-            "asthma", region, inputs["age_years"], inputs["weight_kg"], inputs["total_ige_iu_ml"]
-        )
-        result["omalizumab_label_dose"] = to_jsonable(dose)
-    result["basis"] = _rule_basis(result)
-    return result
-
-
-def _store(request: Request, pseudo_id: str, inputs: dict[str, Any], result: dict[str, Any]) -> int:
-    row = records.assess(
-        registry_of(request), actor_of(request), pseudo_id=pseudo_id, inputs=inputs, result=result
+def _assess(
+    request: Request, patient_id: int, inputs: dict[str, Any], region: str, key: Any
+) -> dict[str, Any]:
+    """Assess and store the assessment shown: one service call (`assessments.assess_and_store`)."""
+    return assessments.assess_and_store(
+        registry_of(request),
+        actor_of(request),
+        patient_id=patient_id,
+        inputs=inputs,
+        region=region,
+        idempotency_key=key,
     )
-    return int(row["id"])
 
 
 def _form_context(request: Request, patient_id: int, f: forms.FormState) -> dict[str, Any]:
@@ -114,16 +102,14 @@ async def assess_submit(request: Request, patient_id: int) -> Response:
         inputs[name] = f.parse(name, forms.optional_choice(name, choices))
     inputs["allergen"] = f.get("allergen", "mite").strip() or "mite"
     region = f.parse("region", forms.choice("region", REGIONS))
-    result = None
     if f.ok:
+        given = {k: v for k, v in inputs.items() if v is not None}
         try:
-            result = compute({k: v for k, v in inputs.items() if v is not None}, region)
+            row = _assess(request, patient_id, given, region, forms.idempotency_key(request, f))
+            return RedirectResponse(f"/patients/{patient_id}/assessments/{row['id']}", status_code=303)
         except InvalidInput as exc:
             f.fail(exc, known=NUMBER_FIELDS)
-    if result is None:
-        return render(request, "assess.html", context, status_code=422)
-    aid = _store(request, context["pseudo_id"], {k: v for k, v in inputs.items() if v is not None}, result)
-    return RedirectResponse(f"/patients/{patient_id}/assessments/{aid}", status_code=303)
+    return render(request, "assess.html", context, status_code=422)
 
 
 def _assessment(request: Request, patient_id: int, assessment_id: int) -> dict[str, Any]:
@@ -187,13 +173,12 @@ class AssessmentIn(BaseModel):
 def api_assess(request: Request, patient_id: int, body: AssessmentIn) -> dict[str, Any]:
     """Assess a patient and store the assessment shown; returns it with the basis of every rule."""
     with registry_of(request).session() as s:
-        pseudo = patient_or_404(s, patient_id).pseudo_id
+        patient_or_404(s, patient_id)
     data = body.model_dump(exclude_none=True)
     region = data.pop("region")
     inputs = {k: (repr(v) if isinstance(v, float) else v) for k, v in data.items()}
-    result = compute(inputs, region)
-    aid = _store(request, pseudo, inputs, result)
-    return {"id": aid, "patient_id": patient_id, "result": result}
+    row = _assess(request, patient_id, inputs, region, forms.idempotency_key(request))
+    return {"id": row["id"], "patient_id": patient_id, "result": row["result"]}
 
 
 @router.get(

@@ -1,4 +1,10 @@
-"""Patients: list with search and due/late flags, new patient, patient page (timeline and trend charts)."""
+"""Patients: list with search and due/late flags, new patient, patient page (timeline and trend charts).
+
+Routes parse (`immunoplan.services.records.patients.PatientIn`, the model the API and the CLI use), call one
+service (`add_patient`, `show_patient`) and render. A saved form answers 303 to the patient page, so a reload
+never re-posts; the hidden ``idempotency_key`` makes a double submit write one patient; an MRN already
+registered is shown on the form with HTTP 409.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,22 @@ import json
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from immunoplan.errors import InvalidInput
+from immunoplan.clinical import vocabularies as vocab
+from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.jsonable import to_jsonable
-from immunoplan.registry import models as m
-from immunoplan.services import records
+from immunoplan.services.inputs import validate_form
+from immunoplan.services.records import patients as svc
 from immunoplan.web import forms, queries
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
+from immunoplan.web.deps import actor_of, registry_of, today
 from immunoplan.web.rendering import is_htmx, render
 
 router = APIRouter()
-PSEUDO_ACCEPTED = "1-64 characters"
+FORM_FIELDS = tuple(svc.PatientIn.model_fields)
 
 
 @router.get("/patients", dependencies=[permit("patient.read")], include_in_schema=False)
@@ -35,109 +42,76 @@ async def patient_list(
     return render(request, "patients.html", context, block="rows" if is_htmx(request) else None)
 
 
+def _new_form(request: Request, f: forms.FormState, status_code: int = 200) -> Response:
+    context = {"title": "New patient", "form": f, "sexes": vocab.SEXES}
+    return render(request, "patient_new.html", context, status_code=status_code)
+
+
 @router.get("/patients/new", dependencies=[permit("patient.write")], include_in_schema=False)
 async def patient_new(request: Request) -> Response:
-    return render(request, "patient_new.html", {"title": "New patient", "form": forms.FormState({})})
-
-
-def create_patient(request: Request, **values: Any) -> int:
-    """Register a patient through the registry use case (audited under the logged-in user)."""
-    birth_date = values.get("birth_date")
-    if birth_date is not None and birth_date > today():
-        raise InvalidInput("birth_date", "is in the future")
-    row = records.register_patient(registry_of(request), actor_of(request), **values)
-    return int(row["id"])
-
-
-def _create(request: Request, f: forms.FormState) -> int | None:
-    pseudo_id = f.parse("pseudo_id", forms.required("pseudo_id"))
-    if pseudo_id and len(pseudo_id) > 64:
-        f.errors["pseudo_id"] = f"too long (accepted: {PSEUDO_ACCEPTED})"
-    display_name = f.parse("display_name", forms.optional_text)
-    birth_date = f.parse("birth_date", forms.date_field("birth_date", optional=True))
-    sex = f.parse("sex", forms.choice("sex", m.SEXES))
-    if not f.ok:
-        return None
-    try:
-        return create_patient(
-            request,
-            pseudo_id=pseudo_id,
-            display_name=display_name,
-            birth_date=birth_date,
-            sex=sex,
-        )
-    except InvalidInput as exc:
-        f.fail(exc)
-        return None
+    return _new_form(request, forms.FormState({}))
 
 
 @router.post("/patients", dependencies=[permit("patient.write")], include_in_schema=False)
 async def patient_create(request: Request) -> Response:
     f = await forms.read_form(request)
-    pid = _create(request, f)
-    if pid is None:
-        return render(request, "patient_new.html", {"title": "New patient", "form": f}, status_code=422)
-    return RedirectResponse(f"/patients/{pid}", status_code=303)
+    raw = {k: v for k, v in f.raw.items() if k in FORM_FIELDS}
+    data, errors = validate_form(svc.PatientIn, raw)
+    f.errors.update(errors)
+    if data is None:
+        return _new_form(request, f, 422)
+    try:
+        row = svc.add_patient(
+            registry_of(request), actor_of(request), data, idempotency_key=forms.idempotency_key(request, f)
+        )
+    except Conflict as exc:
+        f.errors[exc.field if exc.field in FORM_FIELDS else "form"] = str(exc.reason) + (
+            f" ({exc.record})" if exc.record else ""
+        )
+        return _new_form(request, f, 409)
+    except InvalidInput as exc:
+        f.fail(exc, known=FORM_FIELDS)
+        return _new_form(request, f, 422)
+    return RedirectResponse(f"/patients/{row['id']}", status_code=303)
 
 
-def patient_summary(p: m.Patient) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "pseudo_id": p.pseudo_id,
-        "display_name": p.display_name,
-        "birth_date": p.birth_date,
-        "age_years": queries.age_years(p, today()),
-        "sex": p.sex,
-    }
+def _overview(request: Request, patient_id: int) -> dict[str, Any]:
+    try:
+        return svc.show_patient(registry_of(request), patient_id)
+    except InvalidInput:
+        raise HTTPException(404, f"no patient {patient_id}") from None
 
 
 @router.get("/patients/{patient_id}", dependencies=[permit("patient.read")], include_in_schema=False)
 async def patient_page(request: Request, patient_id: int) -> Response:
+    patient = _overview(request, patient_id)
+    courses = [{**c, "flag": queries.due_flag(c["next_due_on"], today())} for c in patient.pop("courses")]
     with registry_of(request).session() as s:
-        p = patient_or_404(s, patient_id)
-        courses = sorted(p.courses, key=lambda c: c.created_at, reverse=True)
-        context: dict[str, Any] = {
-            "title": f"Patient {p.pseudo_id}",
-            "patient": patient_summary(p),
-            "courses": [
-                {
-                    "id": c.id,
-                    "kind": c.kind,
-                    "label": c.allergen or c.drug or c.product or "",
-                    "status": c.status,
-                    "with_omalizumab": c.with_omalizumab,
-                    "omalizumab_timing": c.omalizumab_timing,
-                    "next_due_on": c.next_due_on,
-                    "flag": queries.due_flag(c.next_due_on, today()),
-                }
-                for c in courses
-            ],
-            "timeline": queries.timeline(s, patient_id),
-            "trends": queries.trends(s, patient_id),
-        }
-    context["trends_json"] = {k: json.dumps(to_jsonable(v)) for k, v in context["trends"].items()}
+        timeline = queries.timeline(s, patient_id)
+        trends = queries.trends(s, patient_id)
+    context: dict[str, Any] = {
+        "title": f"Patient {patient['pseudo_id']}",
+        "patient": patient,
+        "courses": courses,
+        "timeline": timeline,
+        "trends": trends,
+        "trends_json": {k: json.dumps(to_jsonable(v)) for k, v in trends.items()},
+    }
     return render(request, "patient.html", context)
 
 
 # ------------------------------------------------------------------------------------------------- JSON API
 
 
-class PatientIn(BaseModel):
-    """A new patient. ``pseudo_id`` is the pseudonym (unique); ``display_name`` the only direct identifier."""
-
-    pseudo_id: str = Field(min_length=1, max_length=64)
-    display_name: str | None = Field(None, max_length=200)
-    birth_date: date | None = None
-    sex: Literal["female", "male", "other", "unknown"] = "unknown"
-
-
 class PatientOut(BaseModel):
     id: int
     pseudo_id: str
+    mrn: str | None
     display_name: str | None
     birth_date: date | None
     age_years: int | None
     sex: str
+    weight_kg: float | None = None
 
 
 class PatientListItem(BaseModel):
@@ -161,27 +135,24 @@ def api_patient_list(
 
 
 @router.post("/api/patients", dependencies=[permit("patient.write")], tags=["patients"], status_code=201)
-def api_patient_create(request: Request, body: PatientIn) -> PatientOut:
-    """Add a patient (audited under the logged-in user)."""
-    pid = create_patient(
-        request,
-        pseudo_id=body.pseudo_id,
-        display_name=body.display_name,
-        birth_date=body.birth_date,
-        sex=body.sex,
+def api_patient_create(request: Request, body: svc.PatientIn) -> PatientOut:
+    """Add a patient (audited under the logged-in user). ``Idempotency-Key`` header: a repeat writes nothing
+    and answers the same patient; an MRN or pseudonym already registered: 409 naming that patient."""
+    row = svc.add_patient(
+        registry_of(request), actor_of(request), body, idempotency_key=forms.idempotency_key(request)
     )
-    with registry_of(request).session() as s:
-        return PatientOut(**patient_summary(patient_or_404(s, pid)))
+    patient = _overview(request, int(row["id"]))
+    return PatientOut.model_validate({k: patient.get(k) for k in PatientOut.model_fields})
 
 
 @router.get("/api/patients/{patient_id}", dependencies=[permit("patient.read")], tags=["patients"])
 def api_patient(request: Request, patient_id: int) -> dict[str, Any]:
-    """A patient with the timeline (newest first) and trend series."""
+    """A patient with its courses, the timeline (newest first) and trend series."""
+    patient = _overview(request, patient_id)
     with registry_of(request).session() as s:
-        p = patient_or_404(s, patient_id)
         return to_jsonable(
             {
-                "patient": patient_summary(p),
+                "patient": patient,
                 "timeline": [vars(e) for e in queries.timeline(s, patient_id)],
                 "trends": queries.trends(s, patient_id),
             }
