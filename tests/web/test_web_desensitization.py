@@ -372,3 +372,24 @@ def test_steps_are_given_in_order_and_stop_after_a_reaction(clinician: WebClient
     r = nurse.post(f"/desensitization/{sid}/steps/2")
     assert r.status_code == 422 and "stopped the protocol" in r.text
     assert "Mark given" not in nurse.get(f"/desensitization/{sid}").text
+
+
+def test_breakthrough_graded_from_findings(nurse: WebClient, clinician: WebClient, registry: Any) -> None:
+    _, sid = _session(clinician)
+    assert _mark(nurse, sid, 1).status_code == 303
+    page = nurse.get(f"/desensitization/{sid}").text
+    assert 'name="findings" value="wheeze"' in page and 'name="spo2_pct"' in page
+    form = {
+        "step_no": "1",
+        "findings": "wheeze",
+        "severity": "mild",
+        "idempotency_key": _key(page, f"/desensitization/{sid}/reactions"),
+    }
+    r = nurse.post(f"/desensitization/{sid}/reactions", form)
+    assert r.status_code == 422 and "the findings grade moderate" in r.text  # the grade is computed
+    r = nurse.post(f"/desensitization/{sid}/reactions", {**form, "severity": "", "spo2_pct": "93"})
+    assert r.status_code == 303
+    text = html_text(nurse.get(f"/desensitization/{sid}").text)
+    assert "Grade: moderate (brown2004, computed from the findings)" in text and "SpO2 93 %" in text
+    with registry.session() as s:
+        assert s.scalars(select(m.Reaction.grade)).one() == "moderate"

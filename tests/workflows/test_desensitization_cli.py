@@ -1,5 +1,5 @@
-"""``immunoplan desensitization-session``: start, step, reaction, finish, show; exit 2 with one stderr line on a
-refusal (the service's rules), nothing written; replays with the same ``--idempotency-key``."""
+"""``immunoplan desensitization-session``: start, step, reaction, finish, show; exit 2 with one stderr line on
+a refusal (the service's rules), nothing written; replays with the same ``--idempotency-key``."""
 
 from __future__ import annotations
 
@@ -229,3 +229,14 @@ def test_bad_input_is_one_line(cli: Any, db: str) -> None:
         "--bag-volume-ml", "250", "--final-rate-ml-h", "80", "--session-on", "2026-11-21",
     )  # fmt: skip
     _refused(r, "dose_mg")
+
+
+def test_reaction_graded_from_findings(cli: Any, db: str) -> None:
+    sid = _start(cli, db)["session_id"]
+    _step(cli, db, sid, 1)
+    base = ("desensitization-session", "reaction", "--db", db, "--session", str(sid), "--step", "1")
+    _refused(cli(*base, "--finding", "wheeze", "--severity", "mild"), "severity", "accepted: moderate")
+    r = cli(*base, "--finding", "wheeze", "--finding", "hypoxia", "--spo2-pct", "90", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json["grade"]["grade"] == "severe" and r.json["grade"]["basis"]["status"] == "UNVERIFIED"
+    assert r.json["continuation"] == []

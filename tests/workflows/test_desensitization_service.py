@@ -416,3 +416,49 @@ def test_session_view_shows_protocols_reactions_and_times(registry: Registry) ->
         "rdd-session-breakthrough-stops-protocol",
         "rdd-session-step-once",
     }
+
+
+# ------------------------------------------------------------------------------------------ guided grading
+
+
+def test_breakthrough_grade_is_computed_from_the_findings(registry: Registry) -> None:
+    sid = _session(registry)
+    _give(registry, sid, range(1, 3))
+    at(20)
+    before = counts(registry)
+    base = {"session_id": sid, "step_no": 2}
+    with pytest.raises(InvalidInput) as exc:  # typed, and not what the findings grade
+        svc.record_breakthrough(registry, "nurse", {**base, "findings": ["wheeze"], "severity": "mild"})
+    assert exc.value.field == "severity" and exc.value.accepted == "moderate"
+    with pytest.raises(InvalidInput) as exc:  # nothing to grade
+        svc.record_breakthrough(registry, "nurse", base)
+    assert exc.value.field == "findings"
+    with pytest.raises(InvalidInput) as exc:  # a finding the scale cannot place: the clinician grades
+        svc.record_breakthrough(registry, "nurse", {**base, "findings": ["fever"]})
+    assert exc.value.field == "severity"
+    assert counts(registry) == before
+    bt = svc.record_breakthrough(
+        registry,
+        "nurse",
+        {**base, "findings": ["wheeze", "flushing"], "spo2_pct": "90", "systolic_bp_mmhg": "118"},
+    )
+    assert bt["grade"]["grade"] == "moderate" and bt["grade"]["computed"] is True
+    assert any(
+        "not used to grade" in w for w in bt["grade"]["warnings"]
+    )  # vital signs recorded, thresholds UNVERIFIED
+    assert bt["reaction"]["grade"] == "moderate" and set(bt["reaction"]["findings"]) == {"wheeze", "flushing"}
+    assert {p["drug"] for p in bt["replan"]["next_premedication"]} == {"aspirin", "montelukast"}
+    view = svc.session_view(registry, sid)
+    assert view["replans"][0]["severity"] == "moderate"
+
+
+def test_hypoxia_as_a_finding_grades_severe_with_its_status(registry: Registry) -> None:
+    sid = _session(registry)
+    _give(registry, sid, range(1, 2))
+    bt = svc.record_breakthrough(
+        registry,
+        "nurse",
+        {"session_id": sid, "step_no": 1, "findings": ["wheeze", "hypoxia"], "spo2_pct": "90"},
+    )
+    assert bt["grade"]["grade"] == "severe" and bt["grade"]["basis"]["status"] == "UNVERIFIED"
+    assert bt["continuation"] == [] and "stop" in bt["replan"]["applied"]

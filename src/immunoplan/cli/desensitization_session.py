@@ -208,8 +208,22 @@ def step(
 def reaction(
     session: int = SESSION_OPT,
     step_no: int = typer.Option(..., "--step", help="Step the reaction happened at."),
-    severity: str = typer.Option(..., "--severity", help="Brown 2004 grade: mild, moderate, severe."),
+    finding: list[str] = typer.Option(
+        [],
+        "--finding",
+        help="Finding (repeat; grading_symptoms codes: wheeze, flushing, hypoxia, ...): graded.",
+    ),
+    severity: str | None = typer.Option(
+        None,
+        "--severity",
+        help="Brown 2004 grade, only when no finding can be graded: mild, moderate, severe.",
+    ),
     symptom: list[str] = typer.Option([], "--symptom", help="Symptom (repeat): flushing, respiratory, ..."),
+    spo2_pct: str | None = typer.Option(None, "--spo2-pct", help="SpO2 at the reaction (%; recorded)."),
+    systolic_bp_mmhg: str | None = typer.Option(
+        None, "--systolic-bp-mmhg", help="Systolic BP (mmHg; recorded)."
+    ),
+    heart_rate_bpm: str | None = typer.Option(None, "--heart-rate-bpm", help="Heart rate (/min; recorded)."),
     minutes_into_step: str | None = typer.Option(
         None,
         "--minutes-into-step",
@@ -232,8 +246,12 @@ def reaction(
         _plan_fields(
             session_id=session,
             step_no=step_no,
+            findings=list(finding),
             severity=severity,
             symptoms=list(symptom),
+            spo2_pct=spo2_pct,
+            systolic_bp_mmhg=systolic_bp_mmhg,
+            heart_rate_bpm=heart_rate_bpm,
             minutes_into_step=minutes_into_step,
             steps_back=steps_back,
             chosen=choose,
@@ -252,6 +270,8 @@ def _render_breakthrough(r: dict[str, Any]) -> None:
         f"[bold red]reaction {r['reaction']['id']}[/bold red] at step {rp['reaction_step']} "
         f"({rp['severity']})"
     )
+    g = r["grade"]
+    console.print(f"grade {g['grade']} ({g['scale']}, {'computed' if g['computed'] else 'clinician'})")
     console.print("applied: " + ", ".join(rp["applied"]))
     steps = [s["step_no"] for s in r["continuation"]]
     console.print(

@@ -183,11 +183,25 @@ class StepIn(StepFields):
 
 
 class BreakthroughFields(InputModel):
-    """A breakthrough reaction at a step (Brown 2004 severity, the symptoms that drive the next course's
-    premedication, the minutes into the step when it started)."""
+    """A breakthrough reaction at a step: its findings (graded on Brown 2004: the severity is computed, never
+    typed, unless no finding can be placed on the scale), the symptoms that drive the next course's
+    premedication, vital signs, the minutes into the step when it started."""
 
     step_no: int = Field(ge=1, le=100)
-    severity: str = Field(json_schema_extra=_accepted(vocabularies.BROWN_SEVERITIES))
+    findings: list[str] = Field(
+        default_factory=list,
+        max_length=len(vocabularies.REACTION_SYMPTOMS),
+        json_schema_extra=_accepted(vocabularies.REACTION_SYMPTOMS),
+        description="structured findings (grading_symptoms codes), graded on Brown 2004",
+    )
+    severity: str | None = Field(
+        None,
+        json_schema_extra=_accepted(vocabularies.BROWN_SEVERITIES),
+        description="Brown 2004 grade: only when the findings cannot be graded (else it must match them)",
+    )
+    spo2_pct: Decimal | None = limits.limit("spo2_pct").pydantic(None)
+    systolic_bp_mmhg: Decimal | None = limits.limit("systolic_bp_mmhg").pydantic(None)
+    heart_rate_bpm: Decimal | None = limits.limit("heart_rate_bpm").pydantic(None)
     symptoms: list[str] = Field(
         default_factory=list,
         max_length=20,
@@ -204,8 +218,20 @@ class BreakthroughFields(InputModel):
 
     @field_validator("severity")
     @classmethod
-    def _severity(cls, v: str) -> str:
+    def _severity(cls, v: str | None) -> str | None:
         return _vocabulary(v, vocabularies.BROWN_SEVERITIES)  # type: ignore[no-any-return]
+
+    @field_validator("findings", mode="before")
+    @classmethod
+    def _findings_text(cls, v: Any) -> Any:
+        return _split(v)
+
+    @field_validator("findings")
+    @classmethod
+    def _findings(cls, v: list[str]) -> list[str]:
+        for x in v:
+            _vocabulary(x, vocabularies.REACTION_SYMPTOMS)
+        return list(dict.fromkeys(v))
 
     @field_validator("symptoms", mode="before")
     @classmethod
@@ -797,7 +823,9 @@ def record_breakthrough(
     from immunoplan.services.records.reactions import ReactionIn, add_reaction
 
     inp: BreakthroughIn = _model(BreakthroughIn, data)
-    brown = reference.load("grading_brown2004")
+    grading = _grade_breakthrough(inp)
+    severity = str(grading["grade"])
+    symptoms = tuple(dict.fromkeys((*inp.symptoms, *inp.findings)))
 
     def run(s: Session) -> dict[str, Any]:
         sess = _locked_session(s, inp.session_id)
@@ -835,8 +863,8 @@ def record_breakthrough(
             base.plan,
             state,
             step_no=inp.step_no,
-            severity=inp.severity,
-            symptoms=tuple(inp.symptoms),
+            severity=severity,
+            symptoms=symptoms,
             minutes_into_step=inp.minutes_into_step,
             steps_back=inp.steps_back,
             chosen=inp.chosen,
@@ -875,14 +903,14 @@ def record_breakthrough(
                 ReactionIn,
                 {
                     "kind": "systemic",
-                    "grade": inp.severity,
+                    "grade": severity,
                     "scale": BREAKTHROUGH_SCALE,
-                    "scale_version": brown["scale_version"],
-                    "findings": list(inp.symptoms) or None,
+                    "scale_version": grading["scale_version"],
+                    "findings": list(symptoms) or None,
                     "onset_at": onset,
                     "desensitization_step_id": step_id,
                     "treatment": inp.treatment,
-                    "basis": [reference.basis("grading_brown2004").to_dict()],
+                    "basis": [grading["basis"]],
                 },
             ),
         )
@@ -894,8 +922,13 @@ def record_breakthrough(
             "reaction_id": reaction.id,
             "from_replan_no": state.active_replan_no,
             "reaction_step": inp.step_no,
-            "severity": inp.severity,
-            "symptoms": list(inp.symptoms),
+            "severity": severity,
+            "symptoms": list(symptoms),
+            "grading": grading,
+            "vital_signs": {
+                k: None if getattr(inp, k) is None else str(getattr(inp, k))
+                for k in ("spo2_pct", "systolic_bp_mmhg", "heart_rate_bpm")
+            },
             "minutes_into_step": None if inp.minutes_into_step is None else str(inp.minutes_into_step),
             "steps_back": inp.steps_back,
             "chosen": inp.chosen,
@@ -924,12 +957,69 @@ def record_breakthrough(
             "reaction": _row(reaction),
             "step_id": step_id,
             "replan_no": new_no,
+            "grade": grading,
             "replan": to_jsonable(rp),
             "continuation": to_jsonable(entry["steps"]),
             "rule": rules.RULES["rdd-session-breakthrough-stops-protocol"].to_dict(),
         }
 
     return _write(reg, actor, "record_desensitization_breakthrough", run, idempotency_key)
+
+
+def _grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
+    """The reaction's Brown 2004 grade: computed from the findings (`services.protocols.grade_reaction`,
+    ``grading_brown2004``); typed only when no finding can be placed on the scale, and then recorded as the
+    clinician's. A typed grade that differs from the findings' is refused; the grader's warnings (vital signs
+    are recorded, not graded on: the numeric thresholds are UNVERIFIED) are kept."""
+    brown = reference.load("grading_brown2004")
+    clinician = {
+        "scale": BREAKTHROUGH_SCALE,
+        "scale_version": brown["scale_version"],
+        "grade": inp.severity,
+        "computed": False,
+        "basis": reference.basis("grading_brown2004", "clinician's grade").to_dict(),
+        "warnings": [],
+    }
+    if not inp.findings:
+        if inp.severity is None:
+            raise InvalidInput(
+                "findings",
+                "give the reaction's findings (graded on Brown 2004) or, when none can be graded, its "
+                "severity",
+                ", ".join(vocabularies.BROWN_SEVERITIES),
+            )
+        return clinician
+    g = protocols.grade_reaction(
+        BREAKTHROUGH_SCALE,
+        symptoms=tuple(inp.findings),
+        spo2_pct=inp.spo2_pct,
+        sbp_mmhg=inp.systolic_bp_mmhg,
+        heart_rate_bpm=inp.heart_rate_bpm,
+    ).to_dict()
+    warnings = list(g.get("warnings") or [])
+    if g.get("grade") is None:
+        if inp.severity is None:
+            raise InvalidInput(
+                "severity",
+                "none of the findings can be placed on the Brown 2004 scale: give the severity (recorded "
+                "as the clinician's)",
+                ", ".join(vocabularies.BROWN_SEVERITIES),
+            )
+        return {**clinician, "warnings": [*warnings, "The findings could not be graded on Brown 2004."]}
+    if inp.severity is not None and inp.severity != g["grade"]:
+        raise InvalidInput(
+            "severity",
+            f"the findings grade {g['grade']} on Brown 2004 (the grade is computed, not typed)",
+            str(g["grade"]),
+        )
+    return {
+        "scale": BREAKTHROUGH_SCALE,
+        "scale_version": g.get("scale_version") or brown["scale_version"],
+        "grade": g["grade"],
+        "computed": True,
+        "basis": g.get("basis"),
+        "warnings": warnings,
+    }
 
 
 # ------------------------------------------------------------------------------------------------- finish
@@ -1094,6 +1184,8 @@ def session_view(reg: Registry, session_id: int) -> dict[str, Any]:
                 "reaction_id": c["reaction_id"],
                 "continuation": c.get("steps") or [],
                 "from_replan_no": c.get("from_replan_no", 0),
+                "grading": c.get("grading"),
+                "vital_signs": c.get("vital_signs"),
             }
             for c in plan.get("replans") or []
         ]

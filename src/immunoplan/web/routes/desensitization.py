@@ -142,7 +142,7 @@ def _session_context(request: Request, session_id: int, **extra: Any) -> dict[st
         "s": v,
         "r": v["result"],
         "severities": vocabularies.BROWN_SEVERITIES,
-        "symptoms": vocabularies.DESENSITIZATION_SYMPTOMS,
+        "finding_groups": _finding_groups(),
         "statuses": rules.STEP_STATUSES,
         "outcomes": rules.OUTCOMES,
         "options": [(o["id"], o["text"]) for o in options],
@@ -153,6 +153,27 @@ def _session_context(request: Request, session_id: int, **extra: Any) -> dict[st
     }
     ctx.update(extra)
     return ctx
+
+
+def _finding_groups() -> list[tuple[str, list[str]]]:
+    """The structured findings (``grading_symptoms`` codes) grouped as Brown 2004 lists them
+    (``grading_brown2004``), the rest after: the form shows each once."""
+    brown = reference.load("grading_brown2004")
+    seen: set[str] = set()
+    groups: list[tuple[str, list[str]]] = []
+    for title, features in (
+        ("Skin (Brown mild)", brown["grades"]["mild"]["features"]),
+        ("Brown moderate", brown["grades"]["moderate"]["features"]),
+        (
+            "Brown severe",
+            brown["grades"]["severe"]["features"] + brown["severe_numeric_criteria"]["features"],
+        ),
+        ("Other", list(vocabularies.REACTION_SYMPTOMS)),
+    ):
+        codes = [c for c in features if c in vocabularies.REACTION_SYMPTOMS and c not in seen]
+        seen.update(codes)
+        groups.append((title, codes))
+    return groups
 
 
 def _reaction_steps(v: Mapping[str, Any]) -> list[int]:
