@@ -41,4 +41,3 @@ class Conflict(RuntimeError):
 
     def to_dict(self) -> dict[str, str | None]:
         return {"field": self.field, "message": self.reason, "record": self.record}
-
