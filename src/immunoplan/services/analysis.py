@@ -3,6 +3,7 @@
 - `cohort_report`: registry -> DataFrames -> tables, figures, report.html/pdf, tables.xlsx.
 - `cohort_tables`: the tables only (as dicts), e.g. for a web page.
 - `recheck_table`: re-check a published table from a CSV of printed summary statistics.
+- `cohort_names`, `data_version`: what the research page offers and when its cached figures are stale.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from immunoplan.analysis.report import (
     stage_count,
 )
 from immunoplan.analysis.tables import all_tables
+from immunoplan.registry.db import Registry
 from immunoplan.registry.frames import read_analysis_tables
 
 
@@ -59,3 +61,23 @@ def cohort_tables(db: str | Path, cohort: str) -> list[dict[str, Any]]:
 def recheck_table(path: str | Path) -> dict[str, Any]:
     """Recheck the rows of a published table (see docs/recheck.md)."""
     return recheck_csv(path)
+
+
+def cohort_names(reg: Registry) -> list[str]:
+    """The cohorts held in the registry, sorted."""
+    from sqlalchemy import select
+
+    from immunoplan.registry import models as m
+
+    with reg.session() as s:
+        return sorted(c for c in s.scalars(select(m.Patient.cohort).distinct()) if c)
+
+
+def data_version(reg: Registry) -> int:
+    """The newest audit entry id: changes whenever the registry changes (figures are cached per version)."""
+    from sqlalchemy import func, select
+
+    from immunoplan.registry import models as m
+
+    with reg.session() as s:
+        return int(s.scalar(select(func.max(m.AuditEntry.id))) or 0)

@@ -13,9 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import select
 
-from immunoplan.registry import models as m
 from immunoplan.services import analysis
 from immunoplan.web.auth import permit
 from immunoplan.web.deps import registry_of
@@ -26,8 +24,7 @@ COHORT_RE = r"^[A-Za-z0-9_.-]{1,32}$"
 
 
 def cohorts(request: Request) -> list[str]:
-    with registry_of(request).session() as s:
-        return sorted(c for c in s.scalars(select(m.Patient.cohort).distinct()) if c)
+    return analysis.cohort_names(registry_of(request))
 
 
 def _cohort(request: Request, cohort: str | None) -> str | None:
@@ -58,10 +55,7 @@ def research_page(request: Request, cohort: str | None = Query(None, pattern=COH
 
 def data_version(request: Request) -> int:
     """The newest audit entry id: changes whenever the registry changes (figures are cached per version)."""
-    from sqlalchemy import func
-
-    with registry_of(request).session() as s:
-        return int(s.scalar(select(func.max(m.AuditEntry.id))) or 0)
+    return analysis.data_version(registry_of(request))
 
 
 def _reports_dir(request: Request) -> Path:
