@@ -8,7 +8,20 @@ from typing import Any
 
 import pytest
 
+from immunoplan import clock
 from immunoplan.cli import main
+
+#: Every test runs at this clinic time unless it pins its own (`clock.frozen`): no test reads the real clock.
+TEST_ZONE = "Europe/Oslo"
+TEST_NOW = "2026-06-15T10:00"
+
+
+@pytest.fixture(autouse=True)
+def clinic_clock(monkeypatch: pytest.MonkeyPatch):
+    """A fixed clinic zone and a pinned clock for every test (tests may re-pin or change the zone)."""
+    monkeypatch.setenv("IMMUNOPLAN_TIMEZONE", TEST_ZONE)
+    with clock.frozen(TEST_NOW) as now:
+        yield now
 
 
 @dataclass

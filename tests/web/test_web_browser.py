@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 from web_helpers import password_for
 
+from immunoplan import clock
 from immunoplan.jsonable import to_jsonable
 from immunoplan.services.protocols import scit_next_dose
 
@@ -90,7 +90,7 @@ def test_clinic_flow_in_chromium(page: Any, shots: Path) -> None:
     page.get_by_role("button", name="Record reaction").click()
     page.get_by_text("Reaction recorded: grade 2").wait_for()
     after = page.get_by_test_id("dose-due").inner_text()
-    today = date.today().isoformat()
+    today = clock.today().isoformat()
     history: dict[str, Any] = {
         "product": "hdm-tyrosine-ultrarush",
         "regimen": "rush",

@@ -4,7 +4,6 @@ record injection, observation timer, reaction with guided grading, next dose upd
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
@@ -213,9 +212,9 @@ def test_record_omalizumab_dose_on_injection_day(
 def test_injection_day_for_a_course_stored_without_a_web_plan(nurse: WebClient, registry: Any) -> None:
     """Imported/demo courses store their catalogue ids (migration 0003 converted the old rows that named the
     schedule in words): the missed-dose rules still apply."""
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
-    last = datetime.now().replace(microsecond=0) - timedelta(days=24)
+    last = clock.now().replace(microsecond=0) - timedelta(days=24)
     with registry.transaction(actor="test") as s:
         p = m.Patient(pseudo_id="IMP-1", sex="male")
         s.add(p)
@@ -248,11 +247,11 @@ def test_injection_day_for_a_course_stored_without_a_web_plan(nurse: WebClient, 
         "product": "alutard-sq-hdm",
         "regimen": "conventional",
         "injections": [
-            {"date": (last - timedelta(days=7 * (2 - i))).date().isoformat(), "dose": str(d)}
+            {"date": clock.local_date(last - timedelta(days=7 * (2 - i))).isoformat(), "dose": str(d)}
             for i, d in enumerate((20, 40, 80))
         ],
     }
-    expected = to_jsonable(scit_next_dose(history, date.today()))
+    expected = to_jsonable(scit_next_dose(history, clock.today()))
     text = html_text(nurse.get(f"/patients/{pid}/courses/{cid}/injection-day").text)
     assert expected["rule"]["id"] in text and f"{expected['dose']['dose']} SQ-U" in text
 
