@@ -15,11 +15,12 @@ Invalid input raises ``immunoplan.errors.InvalidInput``; clinical answers are va
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from icalendar import Calendar, Event
 
+from immunoplan import clock
 from immunoplan.clinical.omalizumab import nomogram, schedules, simulation
 from immunoplan.clinical.omalizumab.nomogram import Nomogram
 from immunoplan.clinical.omalizumab.redosing import ige_for_dosing, redose_for_weight_change
@@ -156,7 +157,7 @@ def build_schedule(
 
 def schedule_to_ics(schedule: Schedule, *, now: datetime | None = None) -> bytes:
     """iCalendar export: one all-day event per administration and per milestone (stable UIDs)."""
-    stamp = now or datetime.now(UTC)
+    stamp = now or clock.now()
     cal = Calendar()
     cal.add("prodid", "-//immunoplan//omalizumab schedule//EN")
     cal.add("version", "2.0")
