@@ -3,9 +3,11 @@ JSON-able dicts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +15,22 @@ from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import checks as ck
 from immunoplan.registry import models as m
+from immunoplan.services.inputs import validate
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def as_input(model: type[M], data: M | Mapping[str, Any]) -> M:
+    """``data`` when it already is a ``model`` (validated by the caller), else validated (`validate`)."""
+    if isinstance(data, model):
+        return data
+    return validate(model, cast(Mapping[str, Any], data))
+
+
+def plain_decimal(x: Decimal) -> Decimal:
+    """An exact amount without trailing zeros and never in exponent form (100.0 -> 100, 0.110 -> 0.11,
+    5E+2 -> 500)."""
+    return Decimal(format(x.normalize(), "f"))
 
 
 def find_patient(s: Session, pseudo_id: Any) -> m.Patient:

@@ -178,22 +178,17 @@ def _text(field: str, value: Any, max_chars: int) -> str | None:
 
 def recompute_course_after_correction(s: Session, course_id: int) -> dict[str, Any]:
     """After an injection (or its reaction) is voided or amended: the course's next due date from the engine
-    over its live injections (the way `injections.record` sets it), else the planned interval after the last
-    live injection; and whether the target dose is still reached. Returns what the course now says.
-
-    Uses the injections service's own history and engine call (`injections._live`, `_reactions`,
-    `_compute`), so a correction and a recording compute the due date the same way."""
+    over its live injections (`injections.recompute_next_due`, as a recording sets it), else the planned
+    interval after the last live injection; and whether the target dose is still reached. Returns what the
+    course now says."""
     c = s.get(m.Course, course_id, with_for_update=True)
     assert c is not None  # injections.course_id is a non-null foreign key
     s.flush()
-    live = injections._live(s, c.id)
-    now = clock.now()
-    latest = max([now, *(clock.to_utc_stored(i.given_at) for i in live)])
-    view, engine = injections._compute(c, live, injections._reactions(s, live), latest)
-    if engine is not None:
-        c.next_due_on = view["due_date"]
-    elif live and c.interval_days:
-        c.next_due_on = clock.local_date(live[-1].given_at) + timedelta(days=c.interval_days)
+    live = injections.live_injections(s, c.id)
+    planned = None
+    if live and c.interval_days:
+        planned = clock.local_date(live[-1].given_at) + timedelta(days=c.interval_days)
+    injections.recompute_next_due(s, c, fallback_due=planned)
     if c.target_dose is not None:
         reached = [
             i for i in live if i.dose_unit == c.dose_unit and Decimal(i.dose) >= Decimal(c.target_dose)
@@ -246,7 +241,7 @@ def _amend_injection(s: Session, row: m.Injection, changes: Mapping[str, Any]) -
         if data.given_at is None:
             raise InvalidInput("given_at", "is required", injections.CLINIC_TIME)
         when = data.given_at
-        injections._check_not_future(when, clock.now())
+        injections.refuse_future_given_at(when, clock.now())
         values["given_at"] = when
     if {"dose_ml", "vial"} & set(changes):
         merged = data.model_copy(
@@ -255,7 +250,7 @@ def _amend_injection(s: Session, row: m.Injection, changes: Mapping[str, Any]) -
                 "vial": data.vial if data.vial is not None else row.vial,
             }
         )
-        units, unit, vial = injections._vial_and_units(c, merged, None)
+        units, unit, vial = injections.dose_in_product_units(c, merged, None)
         values.update(volume_ml=merged.dose_ml, dose=units, dose_unit=unit, vial=vial)
     elif "dose" in changes:
         if data.dose is None:
@@ -267,18 +262,8 @@ def _amend_injection(s: Session, row: m.Injection, changes: Mapping[str, Any]) -
         if name in changes:
             values[name] = getattr(data, name)
     units = values.get("dose", row.dose)
-    minute = when.replace(second=0, microsecond=0)
-    for other in s.scalars(
-        select(m.Injection).where(
-            m.Injection.course_id == row.course_id,
-            m.Injection.voided_at.is_(None),
-            m.Injection.id != row.id,
-            m.Injection.given_at >= minute - timedelta(minutes=1),
-            m.Injection.given_at < minute + timedelta(minutes=2),
-        )
-    ):
-        at = clock.to_utc_stored(other.given_at)
-        if at == when or (at.replace(second=0, microsecond=0) == minute and Decimal(other.dose) == units):
+    for other in injections.same_minute_injections(s, row.course_id, when, other_than=row.id):
+        if clock.to_utc_stored(other.given_at) == when or Decimal(other.dose) == units:
             raise Conflict(
                 "given_at",
                 f"injection {other.id} is already recorded at {clock.format_local(other.given_at)} "

@@ -19,6 +19,8 @@ from immunoplan.errors import InvalidInput
 from immunoplan.validation import check_choice
 
 HHMM = "HH:MM (24 h, clinic time)"
+#: how a time typed in clinic time is written (the ``accepted`` text of every such field)
+CLINIC_TIME = "YYYY-MM-DDTHH:MM (clinic time)"
 
 
 def _name(info: ValidationInfo) -> str:

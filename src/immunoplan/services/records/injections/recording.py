@@ -1,0 +1,280 @@
+"""Record one injection: one transaction, every safety rule (listed in the package docstring), the next dose
+and its due date computed by the engine in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from immunoplan import clock
+from immunoplan.clinical.immunotherapy import NextInjection, dose_of, product
+from immunoplan.errors import Conflict, InvalidInput
+from immunoplan.reference.limits import limit
+from immunoplan.registry import models as m
+from immunoplan.registry.db import Registry
+from immunoplan.services import unit_of_work
+from immunoplan.services.inputs import validate
+from immunoplan.services.records.common import plain_decimal
+from immunoplan.services.records.injections.history import (
+    catalogue_ids,
+    course_by_id,
+    injection_row,
+    live_injections,
+    next_injection_view,
+    reactions_by_injection,
+    recompute_next_due,
+)
+from immunoplan.services.records.injections.inputs import (
+    IMMUNOTHERAPY_KINDS,
+    RECORDING,
+    InjectionIn,
+    future_tolerance_minutes,
+)
+
+
+def dose_in_product_units(
+    c: m.Course, data: InjectionIn, due: NextInjection | None
+) -> tuple[Decimal, str, Any]:
+    """Dose in product units, its unit and the vial: from vial x dose_ml with a catalogue product (vial
+    default: the vial of the dose due, else the product's only vial), else the explicit dose."""
+    ids = catalogue_ids(c)
+    p = None
+    if ids is not None:
+        try:
+            p = product(ids[0])
+        except InvalidInput:
+            p = None
+    if ids is not None and p is not None and data.dose_ml is not None:
+        vials = [int(v["vial"]) for v in p["vials"]]
+        accepted = ", ".join(str(v) for v in vials)
+        if data.vial is not None:
+            try:
+                vial = int(data.vial)
+            except ValueError:
+                raise InvalidInput("vial", f"not a vial of {p['name']}: {data.vial!r}", accepted) from None
+        elif due is not None and due.decision.dose is not None:
+            vial = due.decision.dose.vial
+        elif len(vials) == 1:
+            vial = vials[0]
+        else:
+            raise InvalidInput("vial", "which vial was the dose drawn from?", accepted)
+        units = plain_decimal(dose_of(ids[0], vial, data.dose_ml).units)
+        if data.dose is not None and data.dose != units:
+            raise InvalidInput(
+                "dose",
+                f"{data.dose} does not match vial {vial} x {data.dose_ml} mL = {units} {p['unit']}",
+                f"{units} (or leave dose empty)",
+            )
+        return units, str(p["unit"]), str(vial)
+    if data.dose is None:
+        if p is None and data.dose_ml is not None:
+            raise InvalidInput(
+                "dose",
+                f"course {c.id} has no catalogue product: give the dose in product units",
+                "a positive number with dose_unit",
+            )
+        raise InvalidInput("dose_ml", "is required", limit("dose_ml").accepted)
+    unit = data.dose_unit or c.dose_unit or (str(p["unit"]) if p else None)
+    if not unit:
+        raise InvalidInput("dose_unit", "is required with dose", "e.g. SQ-U, mg")
+    return plain_decimal(data.dose), unit, data.vial
+
+
+def refuse_future_given_at(when: datetime, now: datetime) -> None:
+    """``given_at`` at most ``future_tolerance_minutes`` after the clinic clock (``registry_recording``)."""
+    tol = future_tolerance_minutes()
+    if when > now + timedelta(minutes=tol):
+        raise InvalidInput(
+            "given_at",
+            f"{clock.format_local(when)} is in the future (clinic clock {clock.format_local(now)})",
+            f"at most {tol} min after the clinic clock (project rule, {RECORDING})",
+        )
+
+
+def same_minute_injections(
+    s: Session, course_id: int, when: datetime, *, other_than: int | None = None
+) -> list[m.Injection]:
+    """The course's live injections given in the same (UTC) minute as ``when`` (``other_than``: leave that
+    injection out, an amendment's own row)."""
+    minute = clock.to_utc_stored(when).replace(second=0, microsecond=0)
+    q = select(m.Injection).where(
+        m.Injection.course_id == course_id,
+        m.Injection.voided_at.is_(None),
+        m.Injection.given_at >= minute - timedelta(minutes=1),
+        m.Injection.given_at < minute + timedelta(minutes=2),
+    )
+    if other_than is not None:
+        q = q.where(m.Injection.id != other_than)
+    return [
+        i for i in s.scalars(q) if clock.to_utc_stored(i.given_at).replace(second=0, microsecond=0) == minute
+    ]
+
+
+def _refuse_same_act(s: Session, c: m.Course, units: Decimal, when: datetime) -> None:
+    """``registry_recording`` ``same-clinical-act``: same course, same dose, same minute."""
+    for i in same_minute_injections(s, c.id, when):
+        if Decimal(i.dose) == units:
+            raise Conflict(
+                "given_at",
+                f"the same injection is already recorded: injection {i.id} given "
+                f"{clock.local(i.given_at):%H:%M} by {i.given_by or 'unknown'} "
+                f"({i.dose} {i.dose_unit}, same course, same minute); void it first if it is wrong",
+                f"injection {i.id}",
+            )
+
+
+def _before_earliest(
+    due: NextInjection | None, view: dict[str, Any], when: datetime, reason: str | None
+) -> bool:
+    """True when ``when`` is before the earliest time and the override reason allows it."""
+    earliest = view.get("earliest_at") if due is not None else None
+    if earliest is None or when >= earliest:
+        return False
+    if reason:
+        return True
+    rule = view["earliest"]["rule"]
+    raise InvalidInput(
+        "given_at",
+        f"{clock.format_local(when)} is before the earliest time for this injection, "
+        f"{clock.format_local(earliest)} (rule {rule['id']}: {rule['text']}; {rule['status']}, "
+        f"{rule['source']})",
+        f">= {clock.iso_local(earliest)}, or give override_reason",
+    )
+
+
+def _immunotherapy_course(s: Session, course_id: int, patient_id: int | None) -> m.Course:
+    try:
+        c = course_by_id(s, course_id, lock=True, patient_id=patient_id)
+    except LookupError:
+        if patient_id is not None:
+            raise
+        raise InvalidInput("course_id", f"no course {course_id} in the registry") from None
+    if c.kind not in IMMUNOTHERAPY_KINDS:
+        raise InvalidInput(
+            "course_id",
+            f"course {c.id} is {c.kind}, not an immunotherapy course",
+            ", ".join(IMMUNOTHERAPY_KINDS),
+        )
+    return c
+
+
+def record(
+    reg: Registry,
+    actor: str,
+    data: InjectionIn,
+    *,
+    idempotency_key: Any = None,
+    next_due_on: Any = None,
+    patient_id: int | None = None,
+) -> dict[str, Any]:
+    """Record one injection (package docstring: the rules) and return it with ``next`` (what `next_dose`
+    answers now). ``next_due_on``: an importer's stored due date, used only when the engine cannot answer.
+    ``patient_id`` (web routes): a course of another patient is a `LookupError` (404)."""
+    explicit_due = None if next_due_on in (None, "") else clock.parse_date("next_due_on", next_due_on)
+
+    def fn(s: Session) -> dict[str, Any]:
+        c = _immunotherapy_course(s, data.course_id, patient_id)
+        now = clock.now()
+        when = data.given_at or now
+        refuse_future_given_at(when, now)
+        live = live_injections(s, c.id)
+        prior = [i for i in live if clock.to_utc_stored(i.given_at) <= when]
+        before_view, before = next_injection_view(c, prior, reactions_by_injection(s, prior), when)
+        units, unit, vial = dose_in_product_units(c, data, before)
+        _refuse_same_act(s, c, units, when)
+        overridden = _before_earliest(before, before_view, when, data.override_reason)
+        phase = data.phase or (before.decision.phase if before and before.decision.dose else None)
+        inj = m.Injection(
+            course_id=c.id,
+            patient_id=c.patient_id,
+            sequence=len(live) + 1,
+            given_at=when,
+            dose=units,
+            dose_unit=unit,
+            volume_ml=data.dose_ml,
+            vial=vial,
+            site=data.site,
+            lot=data.lot,
+            given_by=actor,
+            phase=phase,
+            observed_minutes=data.observed_minutes,
+            override_reason=data.override_reason,
+        )
+        s.add(inj)
+        s.flush()
+        day = clock.local_date(when)
+        if c.status == "planned":
+            c.status = "active"
+            c.started_on = c.started_on or day
+        if (
+            c.target_dose is not None
+            and c.dose_unit == unit
+            and units >= c.target_dose
+            and not c.target_reached
+        ):
+            c.target_reached, c.target_reached_on = True, day
+        # no catalogue schedule: the importer's stored date, else the course's planned interval
+        planned = day + timedelta(days=c.interval_days) if c.interval_days else None
+        nxt = recompute_next_due(s, c, fallback_due=explicit_due if explicit_due is not None else planned)
+        warnings = []
+        due_dose = (before_view.get("dose") or {}).get("dose")
+        if before is not None and due_dose is not None and Decimal(str(due_dose)) != units:
+            rule = before_view["rule"] or {}
+            warnings.append(
+                f"The dose given ({units} {unit}) differs from the dose due ({due_dose} {unit}, rule "
+                f"{rule.get('id')})."
+            )
+        out = {**injection_row(inj), "next": nxt, "warnings": warnings}
+        if overridden:
+            out["override"] = {
+                "reason": data.override_reason,
+                "earliest_at": before_view["earliest_at"],
+                "rule": before_view["earliest"]["rule"],
+            }
+        return out
+
+    return unit_of_work.write(reg, actor, "record_injection", fn, idempotency_key=idempotency_key)
+
+
+def record_injection(
+    reg: Registry,
+    actor: str,
+    *,
+    course_id: Any,
+    given_at: Any = None,
+    dose: Any = None,
+    dose_unit: str | None = None,
+    volume_ml: Any = None,
+    dose_ml: Any = None,
+    vial: Any = None,
+    site: str | None = None,
+    lot: str | None = None,
+    phase: str | None = None,
+    observed_minutes: Any = None,
+    override_reason: str | None = None,
+    next_due_on: Any = None,
+    idempotency_key: Any = None,
+) -> dict[str, Any]:
+    """Keyword call style (importer, FHIR, demo, tests): validated through `InjectionIn`, then `record`.
+    ``volume_ml`` is ``dose_ml``'s former name."""
+    data = validate(
+        InjectionIn,
+        {
+            "course_id": course_id,
+            "dose_ml": dose_ml if dose_ml not in (None, "") else volume_ml,
+            "given_at": given_at,
+            "vial": None if vial in (None, "") else str(vial),
+            "lot": lot,
+            "site": site,
+            "observed_minutes": observed_minutes,
+            "override_reason": override_reason,
+            "dose": dose,
+            "dose_unit": dose_unit,
+            "phase": phase,
+        },
+    )
+    return record(reg, actor, data, idempotency_key=idempotency_key, next_due_on=next_due_on)
