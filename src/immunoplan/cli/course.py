@@ -14,30 +14,24 @@ line naming the rule and its status. ``--json`` prints ``{"id": ..., "schedule":
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from immunoplan import clock
-from immunoplan.cli.output import console, emit, to_jsonable
+from immunoplan.cli.output import console, print_warnings
 from immunoplan.cli.registry_options import (
-    BY_OPT,
-    DB_OPT,
-    IDEMPOTENCY_OPT,
-    JSON_OPT,
-    URL_OPT,
-    default_actor,
-    opened,
+    COURSE_OPT,
+    PATIENT_OPT,
+    RegistryCall,
+    reads,
+    validated,
+    writes,
 )
 from immunoplan.errors import InvalidInput
 
 course_app = typer.Typer(help="Treatment courses: plan SCIT (with or without omalizumab) or omalizumab.")
 KINDS = ("scit", "omalizumab")
-
-
-def _given(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in raw.items() if v is not None}
 
 
 def _render(r: dict[str, Any]) -> None:
@@ -59,13 +53,13 @@ def _render(r: dict[str, Any]) -> None:
         if day.get("omalizumab"):
             parts.append(f"omalizumab {day['omalizumab']['dose_mg']} mg")
         console.print(f"  {day['date']}  " + "; ".join(parts))
-    for w in r.get("warnings") or []:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    print_warnings(r.get("warnings") or [])
 
 
 @course_app.command("plan")
+@writes
 def plan(
-    patient: str = typer.Option(..., "--patient", help="Patient id (as printed by `patient add`)."),
+    patient: int = PATIENT_OPT,
     kind: str = typer.Option(..., "--kind", help="scit (immunotherapy) or omalizumab."),
     start: str = typer.Option(..., "--start", help="First injection / first dose date, YYYY-MM-DD."),
     product: str = typer.Option(None, "--product", help="scit_products product id, e.g. alutard-sq-hdm."),
@@ -88,14 +82,10 @@ def plan(
     override_reason: str = typer.Option(
         None, "--override-reason", help="Why an UNVERIFIED omalizumab table may dose (recorded)."
     ),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
+    *,
+    call: RegistryCall,
 ) -> None:
     """Plan a course and store it with its schedule; prints ``id`` and ``schedule``."""
-    from immunoplan.services.inputs import validate
     from immunoplan.services.records import courses
 
     if kind not in KINDS:
@@ -108,21 +98,17 @@ def plan(
         "region": region,
     }
     if kind == "scit":
-        data: Any = validate(
+        data: Any = validated(
             courses.ImmunotherapyCourseIn,
-            _given(
-                {
-                    **dosing,
-                    "product": product,
-                    "regimen": regimen,
-                    "start": start,
-                    "start_time": start_time,
-                    "maintenance_interval_weeks": maintenance_interval_weeks,
-                    "omalizumab": omalizumab,
-                    "omalizumab_lead_weeks": omalizumab_lead_weeks,
-                    "omalizumab_override_reason": override_reason,
-                }
-            ),
+            **dosing,
+            product=product,
+            regimen=regimen,
+            start=start,
+            start_time=start_time,
+            maintenance_interval_weeks=maintenance_interval_weeks,
+            omalizumab=omalizumab,
+            omalizumab_lead_weeks=omalizumab_lead_weeks,
+            omalizumab_override_reason=override_reason,
         )
         use_case: Any = courses.plan_immunotherapy
     else:
@@ -131,41 +117,32 @@ def plan(
                 raise InvalidInput(option, "is for --kind scit", "omit it with --kind omalizumab")
         if omalizumab != "none":
             raise InvalidInput("--omalizumab", "is for --kind scit (omalizumab with immunotherapy)", "none")
-        data = validate(
-            courses.OmalizumabCourseIn, _given({**dosing, "start": start, "override_reason": override_reason})
-        )
+        data = validated(courses.OmalizumabCourseIn, **dosing, start=start, override_reason=override_reason)
         use_case = courses.plan_omalizumab_course
-    with opened(db, url) as reg:
-        result = use_case(reg, default_actor(actor), patient, data, idempotency_key=idempotency_key)
-    emit(to_jsonable(result), as_json, _render)
+    call.emit(call.write(use_case, patient, data), _render)
+
+
+def _render_shown(r: dict[str, Any]) -> None:
+    c = r["course"]
+    console.print(
+        f"[bold]course {c['id']}[/bold] {c['kind']} {c.get('product') or c.get('drug') or ''} "
+        f"(product {c['product_id'] or '-'}, regimen {c['regimen_id'] or '-'}) for {r['pseudo_id']}, "
+        f"{c['status']}, next due {c['next_due_on'] or '-'}"
+    )
+    for o in r["omalizumab_administrations"]:
+        console.print(f"  omalizumab {o['dose_mg']} mg at {o['given_at']}")
 
 
 @course_app.command("show")
-def show(
-    course: str = typer.Option(..., "--course", help="Course id."),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+@reads
+def show(course: int = COURSE_OPT, *, call: RegistryCall) -> None:
     """A course as stored: columns, the calendar it was planned with, its omalizumab doses."""
     from immunoplan.services.records import courses
 
-    with opened(db, url) as reg:
-        result = courses.show_course(reg, course)
+    result = call.read(courses.show_course, course)
     for o in result["omalizumab_administrations"]:
         o["given_at"] = clock.iso_local(o["given_at"])  # clinic-local with its offset
-
-    def render(r: dict[str, Any]) -> None:
-        c = r["course"]
-        console.print(
-            f"[bold]course {c['id']}[/bold] {c['kind']} {c.get('product') or c.get('drug') or ''} "
-            f"(product {c['product_id'] or '-'}, regimen {c['regimen_id'] or '-'}) for {r['pseudo_id']}, "
-            f"{c['status']}, next due {c['next_due_on'] or '-'}"
-        )
-        for o in r["omalizumab_administrations"]:
-            console.print(f"  omalizumab {o['dose_mg']} mg at {o['given_at']}")
-
-    emit(to_jsonable(result), as_json, render)
+    call.emit(result, _render_shown)
 
 
 def register(app: typer.Typer) -> None:

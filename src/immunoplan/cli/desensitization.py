@@ -7,11 +7,13 @@ from typing import Any
 
 import typer
 
-from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, to_jsonable
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, print_warnings, to_jsonable
 from immunoplan.cli.protocol_helpers import (
+    CHOOSE_OPT,
+    STEPS_BACK_OPT,
     columns,
     print_basis_and_warnings,
-    print_warnings,
+    rdd_plan_options,
     table,
     write_sheet_file,
 )
@@ -103,40 +105,10 @@ def _render_rdd(result: Any) -> None:
     print_basis_and_warnings(d)
 
 
+@rdd_plan_options
 def desensitization(
-    drug: str = typer.Option(..., "--drug", help="Drug name (printed on the sheets)."),
-    dose_mg: str = typer.Option(..., "--dose-mg", help="Target dose in mg."),
-    bag_volume_ml: str = typer.Option(..., "--bag-volume-ml", help="Final bag volume in mL."),
-    final_rate_ml_h: str = typer.Option(..., "--final-rate-ml-h", help="Final infusion rate in mL/h."),
-    bags: int = typer.Option(
-        3,
-        "--bags",
-        help="Number of bags: 3 (12-step, VERIFIED) or 4 (16-step, "
-        "UNVERIFIED rates); 1-2 are UNVERIFIED placeholders.",
-    ),
-    dilution_bag_volume_ml: str | None = typer.Option(
-        None, "--dilution-bag-volume-ml", help="Volume of each dilution bag (default: bag volume)."
-    ),
-    step_minutes: str | None = typer.Option(None, "--step-minutes", help="Minutes per step (default 15)."),
-    first_rate_variant: bool = typer.Option(
-        False, "--first-rate-2-5", help="Start bag 1 at 2.5 (x R/80) mL/h (Tsao 2022, SECONDARY)."
-    ),
-    rates: str | None = typer.Option(
-        None,
-        "--rates",
-        help="Custom rate table in mL/h, bags separated by |, e.g. '2,5,10,20|5,10,20,40|10,20,40,80'.",
-    ),
-    start: str | None = typer.Option(None, "--start", help="Start time HH:MM (or YYYY-MM-DDTHH:MM)."),
-    stock_mg_ml: str | None = typer.Option(
-        None, "--stock-mg-ml", help="Stock concentration: adds measurable preparation volumes."
-    ),
-    premedication: str | None = typer.Option(None, "--premedication", help="Premedication regimen id."),
-    initial_symptom: list[str] = typer.Option(
-        [], "--initial-symptom", help="Symptom of the initial reaction (flushing, respiratory)."
-    ),
-    override_unverified: str | None = typer.Option(
-        None, "--override-unverified", help="Reason for using UNVERIFIED rules (recorded)."
-    ),
+    *,
+    plan: dict[str, Any],
     reaction_step: int | None = typer.Option(
         None, "--reaction-step", help="Breakthrough reaction at this step."
     ),
@@ -147,8 +119,8 @@ def desensitization(
         None, "--minutes-into-step", help="Minutes into the reaction step when stopped."
     ),
     reaction_symptom: list[str] = typer.Option([], "--reaction-symptom", help="Symptom of the breakthrough."),
-    steps_back: int = typer.Option(1, "--steps-back", help="Resume 1 or 2 steps back (mild reactions)."),
-    choose: str | None = typer.Option(None, "--choose", help="Clinician's chosen option id (recorded)."),
+    steps_back: int = STEPS_BACK_OPT,
+    choose: str | None = CHOOSE_OPT,
     sheet: str | None = typer.Option(
         None, "--sheet", help="Write pharmacy + nursing sheets (.pdf or .html)."
     ),
@@ -156,22 +128,7 @@ def desensitization(
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Desensitization plan: bags, steps, clock times, preparation; re-plan after a reaction."""
-    result = svc.plan_desensitization(
-        drug=drug,
-        dose_mg=dose_mg,
-        bag_volume_ml=bag_volume_ml,
-        final_rate_ml_h=final_rate_ml_h,
-        bags=bags,
-        dilution_bag_volume_ml=dilution_bag_volume_ml,
-        step_minutes=step_minutes,
-        first_rate_variant=first_rate_variant,
-        rates=rates,
-        start=start,
-        stock_mg_ml=stock_mg_ml,
-        premedication_regimen=premedication,
-        initial_symptoms=tuple(initial_symptom),
-        override_reason=override_unverified,
-    )
+    result = svc.plan_desensitization(**{**plan, "initial_symptoms": tuple(plan["initial_symptoms"])})
     out = result.to_dict()
     if reaction_step is not None or severity is not None:
         if reaction_step is None or severity is None:

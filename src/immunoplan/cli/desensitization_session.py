@@ -10,28 +10,20 @@ with one stderr line naming the field and the rule, the accepted range or the re
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from immunoplan.cli.output import console, emit
-from immunoplan.cli.registry_options import (
-    BY_OPT,
-    DB_OPT,
-    IDEMPOTENCY_OPT,
-    JSON_OPT,
-    URL_OPT,
-    default_actor,
-    opened,
-)
+from immunoplan.cli.output import console, print_warnings
+from immunoplan.cli.protocol_helpers import CHOOSE_OPT, STEPS_BACK_OPT, rdd_plan_options
+from immunoplan.cli.registry_options import PATIENT_OPT, RegistryCall, id_option, validated, writes
 
 session_app = typer.Typer(
     help="Run a desensitization session: start (plan + open), steps, breakthrough reaction, finish, show.",
     no_args_is_help=True,
 )
 
-SESSION_OPT = typer.Option(..., "--session", help="Session id.")
+SESSION_OPT = id_option("--session", "Session id.")
 
 
 def _svc() -> Any:
@@ -39,12 +31,6 @@ def _svc() -> Any:
     from immunoplan.services.records import desensitization
 
     return desensitization
-
-
-def _validate(model: Any, data: dict[str, Any]) -> Any:
-    from immunoplan.services.inputs import validate
-
-    return validate(model, data)
 
 
 def _render_view(v: dict[str, Any]) -> None:
@@ -80,78 +66,27 @@ def _render_row(r: dict[str, Any]) -> None:
     )
 
 
-def _plan_fields(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v not in (None, [], "")}
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(session_app, name="desensitization-session")
 
 
 @session_app.command("start")
+@writes
+@rdd_plan_options
 def start(
-    patient: int = typer.Option(..., "--patient", help="Patient id (registry id)."),
-    drug: str = typer.Option(..., "--drug", help="Drug name (printed on the sheets)."),
-    dose_mg: str = typer.Option(..., "--dose-mg", help="Target dose in mg."),
-    bag_volume_ml: str = typer.Option(..., "--bag-volume-ml", help="Final bag volume in mL."),
-    final_rate_ml_h: str = typer.Option(..., "--final-rate-ml-h", help="Final infusion rate in mL/h."),
+    patient: int = PATIENT_OPT,
     session_on: str = typer.Option(..., "--session-on", help="Session date YYYY-MM-DD (clinic date)."),
-    bags: int = typer.Option(
-        3,
-        "--bags",
-        help="Number of bags: 3 (12-step, VERIFIED) or 4 (16-step, UNVERIFIED rates); 1-2 are UNVERIFIED.",
+    *,
+    plan: dict[str, Any],
+    course: int | None = id_option(
+        "--course", "Desensitization course (default: the open one).", required=False
     ),
-    dilution_bag_volume_ml: str | None = typer.Option(
-        None, "--dilution-bag-volume-ml", help="Volume of each dilution bag (default: bag volume)."
-    ),
-    step_minutes: str | None = typer.Option(None, "--step-minutes", help="Minutes per step (default 15)."),
-    first_rate_variant: bool = typer.Option(
-        False, "--first-rate-2-5", help="Start bag 1 at 2.5 (x R/80) mL/h (Tsao 2022, SECONDARY)."
-    ),
-    rates: str | None = typer.Option(None, "--rates", help="Custom rate table in mL/h, bags separated by |."),
-    start_at: str | None = typer.Option(None, "--start", help="Start time HH:MM (clinic time)."),
-    stock_mg_ml: str | None = typer.Option(None, "--stock-mg-ml", help="Stock concentration (mg/mL)."),
-    premedication: str | None = typer.Option(None, "--premedication", help="Premedication regimen id."),
-    initial_symptom: list[str] = typer.Option(
-        [], "--initial-symptom", help="Symptom of the initial reaction."
-    ),
-    override_unverified: str | None = typer.Option(
-        None, "--override-unverified", help="Reason for using UNVERIFIED rules (recorded)."
-    ),
-    course: int | None = typer.Option(
-        None, "--course", help="Desensitization course (default: the open one)."
-    ),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
+    call: RegistryCall,
 ) -> None:
     """Plan with the engine and open the session on the patient's course for the drug."""
     svc = _svc()
-    data = _plan_fields(
-        patient_id=patient,
-        drug=drug,
-        dose_mg=dose_mg,
-        bag_volume_ml=bag_volume_ml,
-        final_rate_ml_h=final_rate_ml_h,
-        session_on=session_on,
-        bags=bags,
-        dilution_bag_volume_ml=dilution_bag_volume_ml,
-        step_minutes=step_minutes,
-        first_rate_variant=first_rate_variant or None,
-        rates=rates,
-        start=start_at,
-        stock_mg_ml=stock_mg_ml,
-        premedication_regimen=premedication,
-        initial_symptoms=list(initial_symptom),
-        override_reason=override_unverified,
-        course_id=course,
-    )
-    inp = _validate(svc.SessionStartIn, data)
-    with opened(db, url) as reg:
-        out = svc.start_session(reg, default_actor(actor), inp, idempotency_key=idempotency_key)
-    emit(svc.view_json(out), as_json, _render_start)
+    inp = validated(svc.SessionStartIn, patient_id=patient, session_on=session_on, **plan, course_id=course)
+    call.emit(svc.view_json(call.write(svc.start_session, inp)), _render_start)
 
 
 def _render_start(r: dict[str, Any]) -> None:
@@ -160,11 +95,11 @@ def _render_start(r: dict[str, Any]) -> None:
         f"{len(r.get('steps') or [])} steps, "
         + ("can be given" if r["dosing_allowed"] else "NOT for administration")
     )
-    for w in (r.get("plan") or {}).get("warnings") or []:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    print_warnings((r.get("plan") or {}).get("warnings") or [])
 
 
 @session_app.command("step")
+@writes
 def step(
     session: int = SESSION_OPT,
     step_no: int = typer.Option(..., "--step", help="Step number (as numbered in the session)."),
@@ -180,31 +115,25 @@ def step(
         "--replan",
         help="The protocol you follow: 0 original, n = n-th re-plan (default: the active one).",
     ),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
+    *,
+    call: RegistryCall,
 ) -> None:
     """Mark one step of the plan (or of the re-planned continuation)."""
     svc = _svc()
-    inp = _validate(
+    inp = validated(
         svc.StepIn,
-        _plan_fields(
-            session_id=session,
-            step_no=step_no,
-            status=status,
-            given_at=given_at,
-            early_reason=early_reason,
-            replan_no=replan_no,
-        ),
+        session_id=session,
+        step_no=step_no,
+        status=status,
+        given_at=given_at,
+        early_reason=early_reason,
+        replan_no=replan_no,
     )
-    with opened(db, url) as reg:
-        out = svc.mark_step(reg, default_actor(actor), inp, idempotency_key=idempotency_key)
-    emit(svc.view_json(out), as_json, _render_row)
+    call.emit(svc.view_json(call.write(svc.mark_step, inp)), _render_row)
 
 
 @session_app.command("reaction")
+@writes
 def reaction(
     session: int = SESSION_OPT,
     step_no: int = typer.Option(..., "--step", help="Step the reaction happened at."),
@@ -229,39 +158,32 @@ def reaction(
         "--minutes-into-step",
         help="Minutes into the step at the reaction (needed to resume at the final step).",
     ),
-    steps_back: int = typer.Option(1, "--steps-back", help="Resume 1 or 2 steps back (mild reactions)."),
-    choose: str | None = typer.Option(None, "--choose", help="Clinician's chosen option id (recorded)."),
+    steps_back: int = STEPS_BACK_OPT,
+    choose: str | None = CHOOSE_OPT,
     onset_at: str | None = typer.Option(None, "--onset-at", help="Onset, clinic time (default now)."),
     treatment: str | None = typer.Option(None, "--treatment", help="Treatment given (text)."),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
+    *,
+    call: RegistryCall,
 ) -> None:
     """Record a breakthrough reaction: the protocol stops; the re-plan and its continuation are stored."""
     svc = _svc()
-    inp = _validate(
+    inp = validated(
         svc.BreakthroughIn,
-        _plan_fields(
-            session_id=session,
-            step_no=step_no,
-            findings=list(finding),
-            severity=severity,
-            symptoms=list(symptom),
-            spo2_pct=spo2_pct,
-            systolic_bp_mmhg=systolic_bp_mmhg,
-            heart_rate_bpm=heart_rate_bpm,
-            minutes_into_step=minutes_into_step,
-            steps_back=steps_back,
-            chosen=choose,
-            onset_at=onset_at,
-            treatment=treatment,
-        ),
+        session_id=session,
+        step_no=step_no,
+        findings=list(finding),
+        severity=severity,
+        symptoms=list(symptom),
+        spo2_pct=spo2_pct,
+        systolic_bp_mmhg=systolic_bp_mmhg,
+        heart_rate_bpm=heart_rate_bpm,
+        minutes_into_step=minutes_into_step,
+        steps_back=steps_back,
+        chosen=choose,
+        onset_at=onset_at,
+        treatment=treatment,
     )
-    with opened(db, url) as reg:
-        out = svc.record_breakthrough(reg, default_actor(actor), inp, idempotency_key=idempotency_key)
-    emit(svc.view_json(out), as_json, _render_breakthrough)
+    call.emit(svc.view_json(call.write(svc.record_breakthrough, inp)), _render_breakthrough)
 
 
 def _render_breakthrough(r: dict[str, Any]) -> None:
@@ -277,40 +199,27 @@ def _render_breakthrough(r: dict[str, Any]) -> None:
     console.print(
         f"continuation {r['replan_no']}: steps {steps[0]}-{steps[-1]}" if steps else "no continuation today"
     )
-    for w in rp["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    print_warnings(rp["warnings"])
 
 
 @session_app.command("finish")
+@writes
 def finish(
     session: int = SESSION_OPT,
     outcome: str = typer.Option(..., "--outcome", help="completed, completed-with-reactions or stopped."),
     ended_at: str | None = typer.Option(None, "--ended-at", help="End, clinic time (default now)."),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
+    *,
+    call: RegistryCall,
 ) -> None:
     """Finish the session (completed only when the last step of its active protocol was given)."""
     svc = _svc()
-    inp = _validate(svc.FinishIn, _plan_fields(session_id=session, outcome=outcome, ended_at=ended_at))
-    with opened(db, url) as reg:
-        out = svc.finish_session(reg, default_actor(actor), inp, idempotency_key=idempotency_key)
-    emit(svc.view_json(out), as_json, _render_row)
+    inp = validated(svc.FinishIn, session_id=session, outcome=outcome, ended_at=ended_at)
+    call.emit(svc.view_json(call.write(svc.finish_session, inp)), _render_row)
 
 
 @session_app.command("show")
-def show(
-    session: int = SESSION_OPT,
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+@writes  # takes --by/--idempotency-key like the other session commands (scripts pass them alike); unused
+def show(session: int = SESSION_OPT, *, call: RegistryCall) -> None:
     """A session: protocols with each step's status and clinic-local time, reactions, re-plans, next step."""
     svc = _svc()
-    with opened(db, url) as reg:
-        view = svc.session_view(reg, session)
-    emit(svc.view_json(view), as_json, _render_view)
+    call.emit(svc.view_json(call.read(svc.session_view, session)), _render_view)

@@ -9,21 +9,12 @@ line naming the field and the rule, the accepted range or the conflicting record
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from immunoplan.cli.output import console, emit, to_jsonable
-from immunoplan.cli.registry_options import (
-    BY_OPT,
-    DB_OPT,
-    IDEMPOTENCY_OPT,
-    JSON_OPT,
-    URL_OPT,
-    default_actor,
-    opened,
-)
+from immunoplan.cli.output import console, print_warnings
+from immunoplan.cli.registry_options import COURSE_OPT, GIVEN_AT_OPT, RegistryCall, reads, validated, writes
 from immunoplan.errors import InvalidInput
 
 injection_app = typer.Typer(
@@ -41,6 +32,10 @@ def _next_dose(reg: Any, course: int, at: str | None) -> dict[str, Any]:
         raise InvalidInput("--course", f"no course {course} in the registry") from None
 
 
+def _print_rule(label: str, r: dict[str, Any]) -> None:
+    console.print(f"{label}{r['id']}: {r['text']} [{r['status']}; {r['source']}]")
+
+
 def _render_next(n: dict[str, Any]) -> None:
     if n["kind"] == "dose" and n["dose"]:
         d = n["dose"]
@@ -51,22 +46,28 @@ def _render_next(n: dict[str, Any]) -> None:
     else:
         console.print(f"[bold red]next: {n['kind']}[/bold red]")
     if n.get("rule"):
-        r = n["rule"]
-        console.print(f"rule {r['id']}: {r['text']} [{r['status']}; {r['source']}]")
+        _print_rule("rule ", n["rule"])
     if n.get("earliest") and n["earliest"].get("rule"):
-        r = n["earliest"]["rule"]
-        console.print(f"earliest: {r['id']}: {r['text']} [{r['status']}; {r['source']}]")
-    for w in n.get("warnings") or []:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        _print_rule("earliest: ", n["earliest"]["rule"])
+    print_warnings(n.get("warnings") or [])
+
+
+def _render_recorded(r: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]injection {r['id']}[/bold] {r['dose']} {r['dose_unit']} (vial {r['vial']}, "
+        f"{r['volume_ml']} mL) given {r['given_at']} by {r['given_by']}"
+        + (" [replayed: already recorded with this key]" if r.get("replayed") else "")
+    )
+    print_warnings(r.get("warnings") or [])
+    _render_next(r["next"])
 
 
 @injection_app.command("record")
+@writes
 def record(
-    course: int = typer.Option(..., "--course", help="Course id."),
+    course: int = COURSE_OPT,
     dose_ml: str = typer.Option(..., "--dose-ml", help="Volume injected (mL)."),
-    given_at: str = typer.Option(
-        ..., "--given-at", help="When it was given: YYYY-MM-DDTHH:MM, clinic time (or with an offset)."
-    ),
+    given_at: str = GIVEN_AT_OPT,
     lot: str = typer.Option(None, "--lot", help="Lot number of the vial."),
     vial: str = typer.Option(None, "--vial", help="Vial number (default: the vial of the dose due)."),
     site: str = typer.Option(None, "--site", help="Injection site (left arm, right arm)."),
@@ -74,57 +75,36 @@ def record(
     override_reason: str = typer.Option(
         None, "--override-reason", help="Why it is given before its earliest time (recorded)."
     ),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    actor: str = BY_OPT,
-    idempotency_key: str = IDEMPOTENCY_OPT,
-    as_json: bool = JSON_OPT,
+    *,
+    call: RegistryCall,
 ) -> None:
     """Record an injection; prints the stored injection and `next` (what `injection next` answers now)."""
-    from immunoplan.services.inputs import validate
     from immunoplan.services.records import injections
 
-    data = validate(
+    data = validated(
         injections.InjectionIn,
-        {
-            "course_id": course,
-            "dose_ml": dose_ml,
-            "given_at": given_at,
-            "lot": lot,
-            "vial": vial,
-            "site": site,
-            "observed_minutes": observed_minutes,
-            "override_reason": override_reason,
-        },
+        course_id=course,
+        dose_ml=dose_ml,
+        given_at=given_at,
+        lot=lot,
+        vial=vial,
+        site=site,
+        observed_minutes=observed_minutes,
+        override_reason=override_reason,
     )
-    with opened(db, url) as reg:
-        result = injections.record(reg, default_actor(actor), data, idempotency_key=idempotency_key)
-
-    def render(r: dict[str, Any]) -> None:
-        console.print(
-            f"[bold]injection {r['id']}[/bold] {r['dose']} {r['dose_unit']} (vial {r['vial']}, "
-            f"{r['volume_ml']} mL) given {r['given_at']} by {r['given_by']}"
-            + (" [replayed: already recorded with this key]" if r.get("replayed") else "")
-        )
-        for w in r.get("warnings") or []:
-            console.print(f"[yellow]warning:[/yellow] {w}")
-        _render_next(r["next"])
-
-    emit(to_jsonable(result), as_json, render)
+    call.emit(call.write(injections.record, data), _render_recorded)
 
 
 @injection_app.command("next")
+@reads
 def next_cmd(
-    course: int = typer.Option(..., "--course", help="Course id."),
+    course: int = COURSE_OPT,
     at: str = typer.Option(None, "--at", help="As of this clinic time (YYYY-MM-DDTHH:MM; default now)."),
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    as_json: bool = JSON_OPT,
+    *,
+    call: RegistryCall,
 ) -> None:
     """The next injection of a course: dose_ml, due_date, earliest_at, the rule and the history it used."""
-    with opened(db, url) as reg:
-        result = _next_dose(reg, course, at)
-    emit(to_jsonable(result), as_json, _render_next)
+    call.emit(call.read(_next_dose, course, at), _render_next)
 
 
 def register(app: typer.Typer) -> None:

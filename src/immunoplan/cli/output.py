@@ -33,6 +33,12 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None
         console.print_json(dumps(result))
 
 
+def print_warnings(warnings: list[str]) -> None:
+    """One ``warning:`` line per warning of a result."""
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
 def progress_bar(*, disable: bool = False, percent: bool = False, counts: bool = False) -> Progress:
     """The one Rich progress bar for long work: on stderr (stdout stays one JSON object), gone when done.
 

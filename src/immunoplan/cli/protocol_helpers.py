@@ -1,13 +1,17 @@
-"""Helpers shared by the protocol commands (`desensitization`, `scit`, `oit`, `grade`): JSON input files,
-Rich tables, warnings and basis lines, record sheets."""
+"""Helpers shared by the protocol commands (`desensitization`, `scit`, `oit`, `grade`,
+`desensitization-session`): JSON input files, Rich tables, basis lines, record sheets, and the options of a
+desensitization plan."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+import typer
 from rich.table import Table
 
-from immunoplan.cli.output import console, err_console
+from immunoplan.cli.option_groups import option, option_group
+from immunoplan.cli.output import console, err_console, print_warnings
 from immunoplan.sheets.render import num
 
 
@@ -46,11 +50,6 @@ def columns(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[Any
     return [[item[k] for k in keys] for item in items]
 
 
-def print_warnings(warnings: list[str]) -> None:
-    for w in warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
-
-
 def write_sheet_file(sheet: str, kind: str, data: dict[str, Any], page_size: str, as_json: bool) -> str:
     """Write the ``kind`` sheet(s) for ``data`` to ``sheet`` (.pdf or .html); say where unless ``--json``."""
     from immunoplan.sheets import write_sheet
@@ -67,3 +66,59 @@ def print_basis_and_warnings(d: dict[str, Any]) -> None:
             f"[dim]basis: {b['id']} v{b['version']} {b.get('rule') or ''} [{b['status']}] {b['source']}[/dim]"
         )
     print_warnings(d.get("warnings", []) or [])
+
+
+def _text(name: str, flag: str, help: str, *, required: bool = False) -> inspect.Parameter:
+    """A text option of a group (the service converts and checks the value)."""
+    if required:
+        return option(name, str, typer.Option(..., flag, help=help))
+    return option(name, str | None, typer.Option(None, flag, help=help))
+
+
+# The inputs of a desensitization plan, named as `services.protocols.plan_desensitization` and
+# `services.records.desensitization.SessionStartIn` take them: `immunoplan desensitization` plans with them,
+# `immunoplan desensitization-session start` plans and opens a session with them.
+BAGS_HELP = (
+    "Number of bags: 3 (12-step, VERIFIED) or 4 (16-step, UNVERIFIED rates); 1-2 are UNVERIFIED placeholders."
+)
+RATES_HELP = "Custom rate table in mL/h, bags separated by |, e.g. '2,5,10,20|5,10,20,40|10,20,40,80'."
+RDD_PLAN_OPTIONS = (
+    _text("drug", "--drug", "Drug name (printed on the sheets).", required=True),
+    _text("dose_mg", "--dose-mg", "Target dose in mg.", required=True),
+    _text("bag_volume_ml", "--bag-volume-ml", "Final bag volume in mL.", required=True),
+    _text("final_rate_ml_h", "--final-rate-ml-h", "Final infusion rate in mL/h.", required=True),
+    option("bags", int, typer.Option(3, "--bags", help=BAGS_HELP)),
+    _text(
+        "dilution_bag_volume_ml",
+        "--dilution-bag-volume-ml",
+        "Volume of each dilution bag (default: bag volume).",
+    ),
+    _text("step_minutes", "--step-minutes", "Minutes per step (default 15)."),
+    option(
+        "first_rate_variant",
+        bool,
+        typer.Option(
+            False, "--first-rate-2-5", help="Start bag 1 at 2.5 (x R/80) mL/h (Tsao 2022, SECONDARY)."
+        ),
+    ),
+    _text("rates", "--rates", RATES_HELP),
+    _text("start", "--start", "Start time HH:MM (or YYYY-MM-DDTHH:MM; clinic time)."),
+    _text(
+        "stock_mg_ml", "--stock-mg-ml", "Stock concentration (mg/mL): adds measurable preparation volumes."
+    ),
+    _text("premedication_regimen", "--premedication", "Premedication regimen id."),
+    option(
+        "initial_symptoms",
+        list[str],
+        typer.Option(
+            [], "--initial-symptom", help="Symptom of the initial reaction (flushing, respiratory)."
+        ),
+    ),
+    _text("override_reason", "--override-unverified", "Reason for using UNVERIFIED rules (recorded)."),
+)
+rdd_plan_options = option_group("plan", RDD_PLAN_OPTIONS, dict)
+"""Decorator: the desensitization plan options for a command's ``plan: dict[str, Any]`` parameter."""
+
+# Options of a breakthrough re-plan, the same for the planner and the session.
+STEPS_BACK_OPT = typer.Option(1, "--steps-back", help="Resume 1 or 2 steps back (mild reactions).")
+CHOOSE_OPT = typer.Option(None, "--choose", help="Clinician's chosen option id (recorded).")

@@ -1,67 +1,36 @@
 """CLI commands for the registry: ``db init|migrate|backup|restore|info``, ``demo``, ``import``, ``export``,
 ``due``. Each takes ``--db PATH`` or ``--url URL`` (default: the settings, IMMUNOPLAN_DB /
-IMMUNOPLAN_DATABASE_URL) and ``--json``."""
+IMMUNOPLAN_DATABASE_URL) and ``--json``; those that write take ``--by USER`` (``--actor`` also accepted).
+The options and the registry opening are `immunoplan.cli.registry_options`."""
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from immunoplan.cli.output import JSON_OPTION_HELP, console, emit
+from immunoplan.cli.output import console, emit
+from immunoplan.cli.registry_options import (
+    BY_OR_ACTOR_OPT,
+    DB_OPT,
+    JSON_OPT,
+    URL_OPT,
+    default_actor,
+    opened,
+    target,
+)
 from immunoplan.errors import InvalidInput
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from immunoplan.registry.db import Registry
-
 db_app = typer.Typer(help="Create, migrate, back up and restore the registry database.", no_args_is_help=True)
 export_app = typer.Typer(
     help="Export the registry: CSV/XLSX tables, de-identified research set, FHIR R4.", no_args_is_help=True
 )
-
-DB_OPT = typer.Option(None, "--db", help="SQLite registry file.")
-URL_OPT = typer.Option(None, "--url", help="Database URL (postgresql+psycopg://... or sqlite:///...).")
-JSON_OPT = typer.Option(False, "--json", help=JSON_OPTION_HELP)
-ACTOR_OPT = typer.Option(None, "--actor", help="Who makes the change (audit trail); default cli:<login>.")
-
-
-def target(db: Path | None, url: str | None) -> str | Path | None:
-    """The registry chosen by ``--db``/``--url`` (None: the settings)."""
-    if db is not None and url is not None:
-        raise InvalidInput("--db", "give either --db or --url, not both")
-    if url is not None and "://" not in url:
-        raise InvalidInput(
-            "--url", f"not a database URL: {url!r}", "sqlite:///PATH or postgresql+psycopg://..."
-        )
-    return url if url is not None else db
-
-
-def default_actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # pragma: no cover - containers without a login name
-        return "cli"
-
-
-@contextmanager
-def opened(db: Path | None, url: str | None) -> Iterator[Registry]:
-    """The registry chosen by ``--db``/``--url``, disposed of when the block ends."""
-    from immunoplan.registry.db import open_registry
-
-    reg = open_registry(target(db, url))
-    try:
-        yield reg
-    finally:
-        reg.dispose()
 
 
 def _print_table(
@@ -143,7 +112,7 @@ def db_restore(
     source: Path = typer.Option(..., "--from", help="Backup file made by `db backup`."),
     db: Path = DB_OPT,
     url: str = URL_OPT,
-    actor: str = ACTOR_OPT,
+    actor: str = BY_OR_ACTOR_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Replace the registry with a verified backup, then migrate it to the newest schema."""
@@ -187,7 +156,7 @@ def demo(
         "--clinic/--no-clinic",
         help="Also add 12 clinic patients with due and late injections (cohort 'clinic').",
     ),
-    actor: str = ACTOR_OPT,
+    actor: str = BY_OR_ACTOR_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Create the two synthetic demo cohorts (seed 000: RIT vs RIT+Omb-pre; seed 001: SCIT vs Omb+SCIT)."""
@@ -271,7 +240,7 @@ def import_cmd(
     ),
     db: Path = DB_OPT,
     url: str = URL_OPT,
-    actor: str = ACTOR_OPT,
+    actor: str = BY_OR_ACTOR_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Import a CSV/XLSX file atomically (docs/data-dictionary.md); re-importing never duplicates rows."""
@@ -369,7 +338,7 @@ def import_fhir_cmd(
     file: Path = typer.Argument(..., help="FHIR R4 Bundle JSON made by `export fhir`."),
     db: Path = DB_OPT,
     url: str = URL_OPT,
-    actor: str = ACTOR_OPT,
+    actor: str = BY_OR_ACTOR_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Load a FHIR R4 Bundle into the registry (one transaction)."""

@@ -6,10 +6,9 @@ from typing import Any
 
 import typer
 
-from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, to_jsonable
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, print_warnings, to_jsonable
 from immunoplan.cli.protocol_helpers import (
     print_basis_and_warnings,
-    print_warnings,
     read_json,
     table,
     write_sheet_file,
