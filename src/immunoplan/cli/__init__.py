@@ -23,6 +23,7 @@ from immunoplan import __version__
 from immunoplan.cli import (
     analysis,
     assess,
+    assessment_record,
     course,
     desensitization,
     desensitization_session,
@@ -78,6 +79,7 @@ for _module in (
     desensitization_session,
     registry,
     patient,
+    assessment_record,
     course,
     omalizumab_record,
     injection,

@@ -1,4 +1,4 @@
-"""``immunoplan injection record|next``: immunotherapy injections through the service layer
+"""``immunoplan injection record|next|reaction``: immunotherapy injections through the service layer
 (`immunoplan.services.records.injections`).
 
 Times are clinic time (``IMMUNOPLAN_TIMEZONE``): ``--given-at``/``--at`` without an offset are clinic-local
@@ -105,6 +105,63 @@ def next_cmd(
 ) -> None:
     """The next injection of a course: dose_ml, due_date, earliest_at, the rule and the history it used."""
     call.emit(call.read(_next_dose, course, at), _render_next)
+
+
+def _reaction_to_last(
+    reg: Any, actor: str, course: int, data: Any, *, idempotency_key: str | None
+) -> dict[str, Any]:
+    from immunoplan.services.records import injections
+
+    try:
+        return injections.record_reaction_to_last_injection(
+            reg, actor, None, course, data, idempotency_key=idempotency_key
+        )
+    except LookupError:
+        raise InvalidInput("--course", f"no course {course} in the registry") from None
+
+
+def _render_reaction(r: dict[str, Any]) -> None:
+    g = r.get("grading") or {}
+    reaction = r.get("reaction") or r
+    console.print(
+        f"[bold]reaction {reaction.get('id')}[/bold] {reaction.get('kind')}, grade {reaction.get('grade')} "
+        f"({reaction.get('scale')})" + (f": {g.get('label')}" if g.get("label") else "")
+    )
+    if r.get("next"):
+        _render_next(r["next"])
+
+
+@injection_app.command("reaction")
+@writes
+def reaction(
+    course: int = COURSE_OPT,
+    kind: str = typer.Option(..., "--kind", help="local or systemic."),
+    local_size: str = typer.Option(None, "--local-size", help="Local swelling size (local reactions)."),
+    scale: str = typer.Option("wao2010", "--scale", help="Grading scale the SCIT rules read."),
+    symptom: list[str] = typer.Option(None, "--symptom", help="A finding (repeat); see `immunoplan grade`."),
+    bronchodilator: str = typer.Option(None, "--bronchodilator-response", help="Bronchospasm response."),
+    epinephrine_minutes: str = typer.Option(
+        None, "--epinephrine-minutes", help="Adrenaline given after (min)."
+    ),
+    onset_minutes: str = typer.Option(None, "--onset-minutes", help="Onset after the injection (min)."),
+    *,
+    call: RegistryCall,
+) -> None:
+    """Grade and record a reaction to the course's last injection; prints the grade and `next` (the dose after
+    a reaction comes from the adjustment rules, in the same transaction)."""
+    from immunoplan.services.records import injections
+
+    data = validated(
+        injections.InjectionReactionIn,
+        kind=kind,
+        local_size=local_size,
+        scale=scale,
+        symptoms=list(symptom or []),
+        bronchodilator_response=bronchodilator,
+        epinephrine_minutes=epinephrine_minutes,
+        onset_minutes=onset_minutes,
+    )
+    call.emit(call.write(_reaction_to_last, course, data), _render_reaction)
 
 
 def register(app: typer.Typer) -> None:

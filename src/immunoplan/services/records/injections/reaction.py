@@ -17,7 +17,8 @@ from immunoplan.registry.db import Registry
 from immunoplan.services import unit_of_work
 from immunoplan.services.inputs import validate
 from immunoplan.services.records.common import as_row
-from immunoplan.services.records.injections.history import course_by_id, live_injections, recompute_next_due
+from immunoplan.services.records.courses import course_by_id
+from immunoplan.services.records.injections.history import live_injections, recompute_next_due
 from immunoplan.services.records.injections.inputs import LOCAL_SCALE, InjectionReactionIn
 from immunoplan.services.records.reactions import ReactionIn, add_reaction
 
@@ -43,7 +44,7 @@ def grade_injection_reaction(data: InjectionReactionIn) -> dict[str, Any]:
 def record_reaction_to_last_injection(
     reg: Registry,
     actor: str,
-    patient_id: int,
+    patient_id: int | None,
     course_id: int,
     data: InjectionReactionIn,
     *,
