@@ -62,7 +62,13 @@ def find_visit(s: Session, patient: m.Patient, code: Any) -> m.Visit | None:
     return v
 
 
+def columns(obj: m.Base) -> dict[str, Any]:
+    """A row's columns with their Python values (dates and instants kept for clinic-time display)."""
+    return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}
+
+
 def as_row(obj: m.Base) -> dict[str, Any]:
+    """A row's columns as JSON-able values."""
     return {c.key: to_jsonable(getattr(obj, c.key)) for c in obj.__mapper__.column_attrs}
 
 

@@ -416,6 +416,22 @@ def plan_course(
 # ------------------------------------------------------------------------------------------------ reading
 
 
+def course_by_id(
+    s: Session, course_id: Any, *, lock: bool = False, patient_id: int | None = None
+) -> m.Course:
+    """The course (``lock``: its row locked first, so a concurrent recording waits and then sees this one's
+    row on PostgreSQL). `LookupError` for an unknown course, or one of another patient when ``patient_id``
+    is given (routes answer 404)."""
+    try:
+        cid = int(str(course_id))
+    except ValueError:
+        raise InvalidInput("course_id", f"not a course id: {course_id!r}", "a whole number") from None
+    c = s.get(m.Course, cid, with_for_update=True) if lock else s.get(m.Course, cid)
+    if c is None or (patient_id is not None and c.patient_id != patient_id):
+        raise LookupError(f"no course {course_id} for patient {patient_id}" if patient_id else cid)
+    return c
+
+
 def stored_label_dose(c: m.Course) -> dict[str, Any] | None:
     """The omalizumab label dose a course was planned with (``plan.result.omalizumab.label_dose``): its
     ``dose_mg``, ``interval_weeks`` and ``basis``; None when the course holds none (imported, no

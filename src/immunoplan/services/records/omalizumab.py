@@ -28,8 +28,14 @@ from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services import unit_of_work
 from immunoplan.services.inputs import InputModel, validate
-from immunoplan.services.records.common import basis_json, find_course, find_patient
-from immunoplan.services.records.courses import planned_with_omalizumab, stored_label_dose
+from immunoplan.services.records.amending import (
+    apply_changes,
+    refuse_nothing_changed,
+    refuse_unknown_fields,
+    stamp_amended,
+)
+from immunoplan.services.records.common import as_input, basis_json, find_course, find_patient
+from immunoplan.services.records.courses import course_by_id, planned_with_omalizumab, stored_label_dose
 from immunoplan.services.records.fields import OptionalClinicInstant, local_row
 
 USE_CASE = "record_omalizumab"
@@ -46,24 +52,26 @@ class OmalizumabDoseIn(InputModel):
     lot: str | None = Field(None, max_length=64)
 
 
-def _minute(at: datetime) -> datetime:
-    return clock.to_utc_stored(at).replace(second=0, microsecond=0)
+def same_minute_administration(
+    s: Session, patient_id: int, at: datetime, *, other_than: int | None = None
+) -> Row | None:
+    """The patient's first live administration in the same (UTC) minute as ``at`` (``other_than``: leave
+    that one out, an amendment's own row), or None."""
+    start = clock.to_utc_stored(at).replace(second=0, microsecond=0)
+    q = select(Row).where(
+        Row.patient_id == patient_id,
+        Row.voided_at.is_(None),
+        Row.given_at >= start,
+        Row.given_at < start + timedelta(minutes=1),
+    )
+    if other_than is not None:
+        q = q.where(Row.id != other_than)
+    return s.scalars(q.order_by(Row.id).limit(1)).first()
 
 
 def _refuse_same_act(s: Session, patient_id: int, at: datetime) -> None:
     """The same patient's dose in the same minute (entries not voided) is the same act recorded twice."""
-    start = _minute(at)
-    first = s.scalars(
-        select(Row)
-        .where(
-            Row.patient_id == patient_id,
-            Row.voided_at.is_(None),
-            Row.given_at >= start,
-            Row.given_at < start + timedelta(minutes=1),
-        )
-        .order_by(Row.id)
-        .limit(1)
-    ).first()
+    first = same_minute_administration(s, patient_id, at)
     if first is not None:
         raise Conflict(
             "given_at",
@@ -73,9 +81,10 @@ def _refuse_same_act(s: Session, patient_id: int, at: datetime) -> None:
         )
 
 
-def _planned_course(s: Session, course_id: Any) -> m.Course:
-    """The course, locked for this transaction (PostgreSQL), refused unless planned with omalizumab."""
-    c = find_course(s, course_id)
+def _planned_course(s: Session, course_id: Any, *, patient_id: int | None = None) -> m.Course:
+    """The course, locked for this transaction (PostgreSQL), refused unless planned with omalizumab
+    (``patient_id``: a course of another patient is a `LookupError`)."""
+    c = find_course(s, course_id) if patient_id is None else course_by_id(s, course_id, patient_id=patient_id)
     if s.get_bind().dialect.name == "postgresql":
         s.refresh(c, with_for_update=True)
     if not planned_with_omalizumab(c):
@@ -114,14 +123,20 @@ def record_course_omalizumab(
 
 
 def record_dose(
-    reg: Registry, actor: str, data: OmalizumabDoseIn | Mapping[str, Any], *, idempotency_key: Any = None
+    reg: Registry,
+    actor: str,
+    data: OmalizumabDoseIn | Mapping[str, Any],
+    *,
+    idempotency_key: Any = None,
+    patient_id: int | None = None,
 ) -> dict[str, Any]:
-    """`record_course_omalizumab` with the input model (API body, CLI)."""
-    d = data if isinstance(data, OmalizumabDoseIn) else validate(OmalizumabDoseIn, data)
+    """`record_course_omalizumab` with the input model (API body, CLI). ``patient_id`` (web routes): a course
+    of another patient is a `LookupError` (404)."""
+    d = as_input(OmalizumabDoseIn, data)
     when = d.given_at or clock.now()
 
     def fn(s: Session) -> dict[str, Any]:
-        c = _planned_course(s, d.course_id)
+        c = _planned_course(s, d.course_id, patient_id=patient_id)
         _refuse_same_act(s, c.patient_id, when)
         label = stored_label_dose(c)
         row = Row(
@@ -184,3 +199,54 @@ def record_omalizumab(
         return _result(row, label)
 
     return unit_of_work.write(reg, actor, USE_CASE, fn, idempotency_key=idempotency_key)
+
+
+# ------------------------------------------------------------------------------------------------ amend
+
+#: the fields an amendment may change
+AMENDABLE = ("given_at", "dose_mg", "interval_weeks", "site", "lot")
+
+
+def _text(field: str, value: Any, max_chars: int) -> str | None:
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    if len(text) > max_chars:
+        raise InvalidInput(field, "is too long", f"at most {max_chars} characters")
+    return text
+
+
+def amend_administration(
+    s: Session, actor: str, row: Row, changes: Mapping[str, Any], reason: str, at: datetime
+) -> dict[str, Any]:
+    """Amend a live administration (any of `AMENDABLE`, called by `services.records.corrections`): values
+    within their field limits; a new time in the same minute as another dose is refused (`Conflict`)."""
+    refuse_unknown_fields(changes, AMENDABLE, "an omalizumab")
+    values: dict[str, Any] = {}
+    if "given_at" in changes:
+        when = clock.parse_local("given_at", changes["given_at"])
+        other = same_minute_administration(s, row.patient_id, when, other_than=row.id)
+        if other is not None:
+            raise Conflict(
+                "given_at",
+                f"omalizumab administration {other.id} is already recorded at "
+                f"{clock.format_local(other.given_at)}: correct or void that one instead",
+                f"omalizumab {other.id}",
+            )
+        values["given_at"] = when
+    if "dose_mg" in changes:
+        values["dose_mg"] = limit("omalizumab_dose_mg").check(changes["dose_mg"], "dose_mg")
+    if "interval_weeks" in changes:
+        d = limit("omalizumab_interval_weeks").check_optional(changes["interval_weeks"], "interval_weeks")
+        if d is not None and d != d.to_integral_value():
+            raise InvalidInput(
+                "interval_weeks", "must be whole weeks", limit("omalizumab_interval_weeks").accepted
+            )
+        values["interval_weeks"] = None if d is None else int(d)
+    for name, size in (("site", 32), ("lot", 64)):
+        if name in changes:
+            values[name] = _text(name, changes[name], size)
+    changed = apply_changes(row, values)
+    refuse_nothing_changed(changed)
+    stamp_amended(row, actor, reason, at)
+    return {"changed": changed}

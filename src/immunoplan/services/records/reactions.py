@@ -34,6 +34,12 @@ from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.inputs import InputModel, validate
+from immunoplan.services.records.amending import (
+    apply_changes,
+    refuse_nothing_changed,
+    refuse_unknown_fields,
+    stamp_amended,
+)
 from immunoplan.services.records.common import as_row, basis_json, find_patient, find_visit
 from immunoplan.services.records.fields import OptionalClinicInstant, choice_field, one_of
 from immunoplan.services.unit_of_work import write
@@ -246,9 +252,7 @@ def amend_reaction(
 ) -> dict[str, Any]:
     """Amend a live reaction (any of `AMENDABLE`), re-validated with `ReactionIn`; new findings on a grading
     scale are re-graded unless a grade is given; a new onset re-derives the timing."""
-    unknown = sorted(set(changes) - set(AMENDABLE))
-    if unknown:
-        raise InvalidInput(unknown[0], "is not a field of a reaction", ", ".join(AMENDABLE))
+    refuse_unknown_fields(changes, AMENDABLE, "a reaction")
     current = {c: getattr(row, c) for c in AMENDABLE if getattr(row, c) is not None}
     merged = {**current, **changes}
     if "findings" in changes and "grade" not in changes:
@@ -265,19 +269,8 @@ def amend_reaction(
         "treatment": r.treatment,
         "outcome": r.outcome,
     }
-    changed: dict[str, Any] = {}
-    for c, value in new.items():
-        old = getattr(row, c)
-        same = (
-            clock.to_utc_stored(old) == clock.to_utc_stored(value)
-            if isinstance(old, datetime) and isinstance(value, datetime)
-            else old == value
-        )
-        if not same:
-            changed[c] = {"before": to_jsonable(old), "after": to_jsonable(value)}
-            setattr(row, c, value)
-    if not changed:
-        raise InvalidInput("changes", "nothing to change: every value is the one already recorded")
+    changed = apply_changes(row, new)
+    refuse_nothing_changed(changed)
     if "onset_at" in changed:
         p = s.get(m.Patient, row.patient_id)
         assert p is not None
@@ -291,5 +284,5 @@ def amend_reaction(
         )
         course_id, dose_time, _ = _cause(s, p, cause, live=False)
         row.minutes_after_dose, row.days_from_first_dose = _timing(s, course_id, dose_time, r.onset_at)
-    row.amended_at, row.amended_by, row.amend_reason = at, actor, reason
+    stamp_amended(row, actor, reason, at)
     return {"changed": changed}

@@ -19,9 +19,14 @@ transaction after the session row is locked, so every caller (page, API, CLI, im
 
 Modules: `inputs` (the input models, declared once and used by the API bodies, the form parsers and the CLI),
 `state` (the session as the rules see it, shared by the use cases), `sessions` (plan, start, finish),
-`steps`, `breakthrough`, `views`.
+`steps`, `breakthrough`, `views`, `amend` (corrections of a step).
 """
 
+from immunoplan.services.records.desensitization.amend import (
+    STEP_AMENDABLE,
+    amend_step,
+    recompute_cumulative_doses,
+)
 from immunoplan.services.records.desensitization.breakthrough import (
     BREAKTHROUGH_SCALE,
     grade_breakthrough,
@@ -54,6 +59,7 @@ __all__ = [
     "BREAKTHROUGH_SCALE",
     "KIND",
     "OPEN_COURSE",
+    "STEP_AMENDABLE",
     "BreakthroughFields",
     "BreakthroughIn",
     "FinishFields",
@@ -63,11 +69,13 @@ __all__ = [
     "SessionStartIn",
     "StepFields",
     "StepIn",
+    "amend_step",
     "blocked_reason",
     "finish_session",
     "grade_breakthrough",
     "mark_step",
     "plan_session",
+    "recompute_cumulative_doses",
     "record_breakthrough",
     "record_step",
     "session_state",

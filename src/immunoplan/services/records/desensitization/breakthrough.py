@@ -18,10 +18,9 @@ from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services import protocols
 from immunoplan.services.inputs import validate
-from immunoplan.services.records.common import as_input
+from immunoplan.services.records.common import as_input, columns
 from immunoplan.services.records.desensitization.inputs import BreakthroughFields, BreakthroughIn
 from immunoplan.services.records.desensitization.state import (
-    columns,
     cumulative_dose_mg,
     locked_session,
     regenerate_plan,

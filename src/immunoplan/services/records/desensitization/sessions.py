@@ -21,10 +21,16 @@ from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services import protocols
 from immunoplan.services.inputs import validate
-from immunoplan.services.records.common import as_input, basis_json, find_course, find_patient, plain_decimal
+from immunoplan.services.records.common import (
+    as_input,
+    basis_json,
+    columns,
+    find_course,
+    find_patient,
+    plain_decimal,
+)
 from immunoplan.services.records.desensitization.inputs import FinishIn, PlanIn, SessionStartIn
 from immunoplan.services.records.desensitization.state import (
-    columns,
     locked_session,
     regenerate_plan,
     session_cycle,

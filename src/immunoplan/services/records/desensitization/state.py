@@ -40,11 +40,6 @@ def write_view(
     return write(reg, actor, use_case, lambda s: view_json(fn(s)), idempotency_key=idempotency_key)
 
 
-def columns(obj: m.Base) -> dict[str, Any]:
-    """A row's columns (times stay datetimes: `view_json` prints them in clinic time)."""
-    return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}
-
-
 def regenerate_plan(request: Mapping[str, Any]) -> protocols.DesensitizationResult:
     """The engine's plan for a stored planning request (`PlanIn.request`)."""
     req = dict(request)

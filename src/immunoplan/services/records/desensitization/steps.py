@@ -16,10 +16,9 @@ from immunoplan.registry import checks as ck
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.inputs import validate
-from immunoplan.services.records.common import as_input
+from immunoplan.services.records.common import as_input, columns
 from immunoplan.services.records.desensitization.inputs import StepIn
 from immunoplan.services.records.desensitization.state import (
-    columns,
     cumulative_dose_mg,
     locked_session,
     session_state,

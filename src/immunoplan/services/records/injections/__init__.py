@@ -16,14 +16,19 @@ Voided injections (and voided reactions) are ignored everywhere: sequence, histo
 
 Modules: `inputs` (input models, constants), `history` (live injections, the engine's next injection,
 `next_dose`, `recompute_next_due`), `recording` (`record`, `record_injection`), `due` (`list_due_injections`),
-`day` (the injection-day page), `reaction` (a reaction to the last injection).
+`day` (the injection-day page), `reaction` (a reaction to the last injection), `amend` (corrections).
 """
 
+from immunoplan.services.records.courses import course_by_id
+from immunoplan.services.records.injections.amend import (
+    AMENDABLE,
+    amend_injection,
+    recompute_course_after_correction,
+)
 from immunoplan.services.records.injections.day import check_course, injection_day, last_injection
 from immunoplan.services.records.injections.due import list_due_injections
 from immunoplan.services.records.injections.history import (
     catalogue_ids,
-    course_by_id,
     injection_row,
     live_injections,
     next_dose,
@@ -54,6 +59,7 @@ from immunoplan.services.records.injections.recording import (
 )
 
 __all__ = [
+    "AMENDABLE",
     "CLINIC_TIME",
     "ENGINE_SCALES",
     "IMMUNOTHERAPY_KINDS",
@@ -61,6 +67,7 @@ __all__ = [
     "RECORDING",
     "InjectionIn",
     "InjectionReactionIn",
+    "amend_injection",
     "catalogue_ids",
     "check_course",
     "course_by_id",
@@ -76,6 +83,7 @@ __all__ = [
     "next_injection_view",
     "reactions_by_injection",
     "recompute_next_due",
+    "recompute_course_after_correction",
     "record",
     "record_injection",
     "record_reaction_to_last_injection",

@@ -11,8 +11,8 @@ from immunoplan import clock
 from immunoplan.clinical.immunotherapy import due_status
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
+from immunoplan.services.records.courses import course_by_id
 from immunoplan.services.records.injections.history import (
-    course_by_id,
     injection_row,
     live_injections,
     next_injection_view,

@@ -23,23 +23,8 @@ from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.records.common import as_row
+from immunoplan.services.records.courses import course_by_id
 from immunoplan.services.records.injections.inputs import ENGINE_SCALES, LOCAL_SCALE
-
-
-def course_by_id(
-    s: Session, course_id: Any, *, lock: bool = False, patient_id: int | None = None
-) -> m.Course:
-    """The course (``lock``: its row locked first, so a concurrent recording waits and then sees this one's
-    row on PostgreSQL). `LookupError` for an unknown course, or one of another patient when ``patient_id``
-    is given (routes answer 404)."""
-    try:
-        cid = int(str(course_id))
-    except ValueError:
-        raise InvalidInput("course_id", f"not a course id: {course_id!r}", "a whole number") from None
-    c = s.get(m.Course, cid, with_for_update=True) if lock else s.get(m.Course, cid)
-    if c is None or (patient_id is not None and c.patient_id != patient_id):
-        raise LookupError(f"no course {course_id} for patient {patient_id}" if patient_id else cid)
-    return c
 
 
 def live_injections(s: Session, course_id: int) -> list[m.Injection]:

@@ -19,9 +19,9 @@ from immunoplan.registry.db import Registry
 from immunoplan.services import unit_of_work
 from immunoplan.services.inputs import validate
 from immunoplan.services.records.common import plain_decimal
+from immunoplan.services.records.courses import course_by_id
 from immunoplan.services.records.injections.history import (
     catalogue_ids,
-    course_by_id,
     injection_row,
     live_injections,
     next_injection_view,
