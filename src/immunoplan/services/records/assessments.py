@@ -189,3 +189,22 @@ def record_dose_decision(
         return save_row(s, row)
 
     return unit_of_work.write(reg, actor, "record_dose_decision", fn, idempotency_key=idempotency_key)
+
+
+def assessment_view(reg: Registry, patient_id: int, assessment_id: int) -> dict[str, Any] | None:
+    """A stored assessment as shown (inputs, result and its basis, who and when). None: no such assessment
+    for this patient."""
+    with reg.session() as s:
+        a = s.get(m.RiskAssessment, assessment_id)
+        p = s.get(m.Patient, patient_id)
+        if a is None or p is None or a.patient_id != p.id:
+            return None
+        return {
+            "id": a.id,
+            "patient_id": p.id,
+            "pseudo_id": p.pseudo_id,
+            "assessed_at": a.assessed_at,
+            "actor": a.actor,
+            "inputs": a.inputs or {},
+            "result": a.result or {},
+        }

@@ -33,6 +33,14 @@ def plain_decimal(x: Decimal) -> Decimal:
     return Decimal(format(x.normalize(), "f"))
 
 
+def lock_row(s: Session, row: m.Base) -> None:
+    """Lock ``row`` for the rest of the transaction on PostgreSQL (``SELECT ... FOR UPDATE``), so concurrent
+    writes of the same aggregate wait for each other; SQLite already holds the write lock from
+    ``BEGIN IMMEDIATE``."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.refresh(row, with_for_update=True)
+
+
 def find_patient(s: Session, pseudo_id: Any) -> m.Patient:
     pid = ck.not_empty("pseudo_id", pseudo_id)
     p = s.scalar(select(m.Patient).where(m.Patient.pseudo_id == pid))

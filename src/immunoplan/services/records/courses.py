@@ -40,7 +40,14 @@ from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services import unit_of_work
 from immunoplan.services.inputs import InputModel, validate
-from immunoplan.services.records.common import basis_json, find_patient, opt_decimal, opt_int
+from immunoplan.services.records.common import (
+    as_input,
+    basis_json,
+    find_patient,
+    lock_row,
+    opt_decimal,
+    opt_int,
+)
 from immunoplan.services.records.fields import ClinicDate, ClockTime, choice_field, local_row, one_of
 from immunoplan.services.records.patients import age_on, patient_by_id
 
@@ -142,7 +149,7 @@ def preview_immunotherapy(data: ImmunotherapyCourseIn | Mapping[str, Any]) -> di
     UNVERIFIED schedules are shown (kind ``cannot-answer``) but cannot be planned."""
     from immunoplan.services import protocols
 
-    d = data if isinstance(data, ImmunotherapyCourseIn) else validate(ImmunotherapyCourseIn, data)
+    d = as_input(ImmunotherapyCourseIn, data)
     result: dict[str, Any] = to_jsonable(protocols.plan_scit_schedule(**_scit_args(d)))
     result["calendar"] = calendar(result)
     return result
@@ -173,8 +180,7 @@ def _refuse_unplannable(d: ImmunotherapyCourseIn, result: Mapping[str, Any]) -> 
 def _locked_patient(s: Session, patient_id: Any) -> m.Patient:
     """The patient, its row locked on PostgreSQL for the rest of the transaction (SQLite: BEGIN IMMEDIATE)."""
     p = patient_by_id(s, patient_id)
-    if s.get_bind().dialect.name == "postgresql":
-        s.refresh(p, with_for_update=True)
+    lock_row(s, p)
     return p
 
 
@@ -204,7 +210,7 @@ def plan_immunotherapy(
     Returns ``id``, the stored ``course`` row, ``schedule`` (the dated visits), ``omalizumab`` (label dose and
     administrations), ``calendar`` (both merged by date), ``warnings`` and ``basis``.
     """
-    d = data if isinstance(data, ImmunotherapyCourseIn) else validate(ImmunotherapyCourseIn, data)
+    d = as_input(ImmunotherapyCourseIn, data)
     check_plannable(d.product, d.regimen)
     result = preview_immunotherapy(d)
     _refuse_unplannable(d, result)
@@ -247,7 +253,7 @@ def preview_omalizumab_course(data: OmalizumabCourseIn | Mapping[str, Any]) -> d
     """The omalizumab-alone calendar `plan_omalizumab_course` would store (label maintenance schedule)."""
     from immunoplan.services import omalizumab
 
-    d = data if isinstance(data, OmalizumabCourseIn) else validate(OmalizumabCourseIn, data)
+    d = as_input(OmalizumabCourseIn, data)
     sched = to_jsonable(
         omalizumab.build_schedule(
             "maintenance",
@@ -289,7 +295,7 @@ def plan_omalizumab_course(
 ) -> dict[str, Any]:
     """Plan and store an omalizumab course (label dose and interval) in one transaction; refused when the
     label lookup gives no dose (do-not-dose, outside-table, an UNVERIFIED table without override)."""
-    d = data if isinstance(data, OmalizumabCourseIn) else validate(OmalizumabCourseIn, data)
+    d = as_input(OmalizumabCourseIn, data)
     result = preview_omalizumab_course(d)
     label = result["omalizumab"]["label_dose"]
     if label.get("status") != "dose" or not result["omalizumab"]["administrations"]:

@@ -34,7 +34,7 @@ from immunoplan.services.records.amending import (
     refuse_unknown_fields,
     stamp_amended,
 )
-from immunoplan.services.records.common import as_input, basis_json, find_course, find_patient
+from immunoplan.services.records.common import as_input, basis_json, find_course, find_patient, lock_row
 from immunoplan.services.records.courses import course_by_id, planned_with_omalizumab, stored_label_dose
 from immunoplan.services.records.fields import OptionalClinicInstant, local_row
 
@@ -85,8 +85,7 @@ def _planned_course(s: Session, course_id: Any, *, patient_id: int | None = None
     """The course, locked for this transaction (PostgreSQL), refused unless planned with omalizumab
     (``patient_id``: a course of another patient is a `LookupError`)."""
     c = find_course(s, course_id) if patient_id is None else course_by_id(s, course_id, patient_id=patient_id)
-    if s.get_bind().dialect.name == "postgresql":
-        s.refresh(c, with_for_update=True)
+    lock_row(s, c)
     if not planned_with_omalizumab(c):
         raise InvalidInput(
             "course_id",

@@ -26,6 +26,7 @@ from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services import unit_of_work
 from immunoplan.services.inputs import InputModel, validate
+from immunoplan.services.records.common import as_input
 from immunoplan.services.records.fields import (
     OptionalClinicDate,
     choice_field,
@@ -97,23 +98,18 @@ def _new_pseudo_id(s: Session) -> str:
             return pid
 
 
+def _registered(s: Session, column: Any, value: str | None) -> m.Patient | None:
+    return None if value is None else s.scalar(select(m.Patient).where(column == value))
+
+
 def _refuse_duplicates(s: Session, data: PatientIn) -> None:
-    if data.mrn is not None:
-        same = s.scalar(select(m.Patient).where(m.Patient.mrn == data.mrn))
-        if same is not None:
-            raise Conflict(
-                "mrn",
-                f"MRN {data.mrn} already exists: it is patient {same.pseudo_id}",
-                f"patient {same.id} ({same.pseudo_id})",
-            )
-    if data.pseudo_id is not None:
-        same = s.scalar(select(m.Patient).where(m.Patient.pseudo_id == data.pseudo_id))
-        if same is not None:
-            raise Conflict(
-                "pseudo_id",
-                f"patient {data.pseudo_id!r} already exists",
-                f"patient {same.id} ({same.pseudo_id})",
-            )
+    """An MRN or pseudonym already registered: `Conflict` naming that patient."""
+    if same := _registered(s, m.Patient.mrn, data.mrn):
+        message = f"MRN {data.mrn} already exists: it is patient {same.pseudo_id}"
+        raise Conflict("mrn", message, f"patient {same.id} ({same.pseudo_id})")
+    if same := _registered(s, m.Patient.pseudo_id, data.pseudo_id):
+        message = f"patient {data.pseudo_id!r} already exists"
+        raise Conflict("pseudo_id", message, f"patient {same.id} ({same.pseudo_id})")
 
 
 def add_patient(
@@ -125,7 +121,7 @@ def add_patient(
     (`Conflict` naming that patient). Returns the patient row (plus ``weight_kg`` and, when a weight was
     given, ``weight_measurement_id``).
     """
-    p = data if isinstance(data, PatientIn) else validate(PatientIn, data)
+    p = as_input(PatientIn, data)
 
     def fn(s: Session) -> dict[str, Any]:
         _refuse_duplicates(s, p)

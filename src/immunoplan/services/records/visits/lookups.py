@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.registry import models as m
+from immunoplan.services.records.common import lock_row
 from immunoplan.services.records.patients import patient_by_id
 from immunoplan.services.records.visits.inputs import QUESTIONNAIRE_FIELDS
 
@@ -111,7 +112,7 @@ def visit_patient(s: Session, patient_id: Any, *, lock: bool = False) -> m.Patie
     SQLite: BEGIN IMMEDIATE already does)."""
     p = patient_by_id(s, patient_id)
     if lock:
-        s.refresh(p, with_for_update=True)
+        lock_row(s, p)
     return p
 
 
