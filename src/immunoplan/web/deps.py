@@ -1,14 +1,19 @@
-"""Small helpers shared by the route modules."""
+"""Small helpers shared by the route modules: the registry and the actor of a request, the clinic's date,
+and service answers that mean "not found" turned into HTTP 404."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 
 from immunoplan import clock
-from immunoplan.registry import models as m
+from immunoplan.errors import Conflict, InvalidInput
+
+T = TypeVar("T")
 
 
 def registry_of(request: Request) -> Any:
@@ -30,15 +35,33 @@ def today() -> date:
     return clock.today()
 
 
-def patient_or_404(s: Any, patient_id: int) -> m.Patient:
-    p = s.get(m.Patient, patient_id)
-    if p is None:
-        raise HTTPException(404, f"no patient {patient_id}")
-    return p
+def found_or_404(value: T | None, detail: str) -> T:
+    """A service read's answer, or 404 when it found nothing (None)."""
+    if value is None:
+        raise HTTPException(404, detail)
+    return value
 
 
-def course_or_404(s: Any, patient_id: int, course_id: int) -> m.Course:
-    c = s.get(m.Course, course_id)
-    if c is None or c.patient_id != patient_id:
-        raise HTTPException(404, f"no course {course_id} for patient {patient_id}")
-    return c
+@contextmanager
+def lookup_as_404() -> Iterator[None]:
+    """A service's `LookupError` (an unknown course, one of another patient) as 404."""
+    try:
+        yield
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def patient_or_404(request: Request, patient_id: int) -> dict[str, Any]:
+    """The patient as `services.records.patients.show_patient` reads it (age on the clinic's today, courses),
+    or 404."""
+    from immunoplan.services.records import patients
+
+    try:
+        return patients.show_patient(registry_of(request), patient_id)
+    except InvalidInput:
+        raise HTTPException(404, f"no patient {patient_id}") from None
+
+
+def conflict_message(exc: Conflict) -> str:
+    """A `Conflict` as a page shows it: the reason and the record it conflicts with."""
+    return f"{exc.reason}" + (f" ({exc.record})" if exc.record else "")

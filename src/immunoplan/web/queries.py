@@ -1,7 +1,8 @@
 """Read-side queries for the pages: patient list with due/late flags, timeline and trend series.
 
-Reads only (the registry models of ``immunoplan.registry.models``); every write goes through the service layer
-inside ``Registry.transaction(actor)`` so the audit trail names the user.
+Display read models only, each in its own read session (routes never open one); every write goes through the
+service layer (`immunoplan.services.records`) so the audit trail names the user. Ages are
+`services.records.patients.age_on` and due/late is `clinical.immunotherapy.due_status`: one definition each.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from immunoplan.clinical.immunotherapy.due import due_status
 from immunoplan.registry import models as m
+from immunoplan.registry.db import Registry
+from immunoplan.services.records.patients import age_on
 
 PAGE_SIZE = 50
 
@@ -37,15 +40,13 @@ class PatientRow:
     active_courses: list[str] = field(default_factory=list)
 
 
-def age_years(patient: m.Patient, on: date) -> int | None:
-    if patient.birth_date is not None:
-        b = patient.birth_date
-        return on.year - b.year - ((on.month, on.day) < (b.month, b.day))
-    return patient.age_years
-
-
-def patient_list(s: Session, q: str, today: date, only_flagged: bool = False) -> list[PatientRow]:
+def patient_list(reg: Registry, q: str, today: date, only_flagged: bool = False) -> list[PatientRow]:
     """Patients matching ``q`` (pseudonym or name), earliest due first, with due/late flags."""
+    with reg.session() as s:
+        return _patient_list(s, q, today, only_flagged)
+
+
+def _patient_list(s: Session, q: str, today: date, only_flagged: bool) -> list[PatientRow]:
     stmt = select(m.Patient)
     if q:
         like = f"%{q.strip().lower()}%"
@@ -73,7 +74,7 @@ def patient_list(s: Session, q: str, today: date, only_flagged: bool = False) ->
                 p.id,
                 p.pseudo_id,
                 p.display_name,
-                age_years(p, today),
+                age_on(p.birth_date, p.age_years, today),
                 p.sex,
                 nxt,
                 flag,
@@ -120,9 +121,14 @@ def _stamp(row: Any) -> dict[str, Any] | None:
     return stamp if stamp["voided_at"] or stamp["amended_at"] else None
 
 
-def timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
+def timeline(reg: Registry, patient_id: int) -> list[TimelineEvent]:
     """Everything that happened to a patient, newest first. Voided entries are kept (a page strikes them
     through with the reason) and corrected ones carry who corrected them, when and why (``correction``)."""
+    with reg.session() as s:
+        return _timeline(s, patient_id)
+
+
+def _timeline(s: Session, patient_id: int) -> list[TimelineEvent]:
     ev: list[TimelineEvent] = []
     for a in s.scalars(select(m.RiskAssessment).where(m.RiskAssessment.patient_id == patient_id)):
         ev.append(
@@ -221,8 +227,13 @@ TREND_MEASURES = {
 TREND_QUESTIONNAIRES = {"control": ("ACT / ACQ score", ("ACT", "C-ACT", "ACQ-5", "ACQ-6", "ACQ-7"))}
 
 
-def trends(s: Session, patient_id: int) -> dict[str, dict[str, Any]]:
+def trends(reg: Registry, patient_id: int) -> dict[str, dict[str, Any]]:
     """Chart series: IgE, FEV1 %pred, ACT/ACQ over time (labels = ISO dates), voided entries left out."""
+    with reg.session() as s:
+        return _trends(s, patient_id)
+
+
+def _trends(s: Session, patient_id: int) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, (label, kinds) in TREND_MEASURES.items():
         rows = s.execute(

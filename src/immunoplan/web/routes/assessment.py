@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -14,11 +14,10 @@ from immunoplan.clinical import eligibility, risk
 from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.reference.limits import limit
-from immunoplan.registry import models as m
 from immunoplan.services.records import assessments
-from immunoplan.web import forms, queries
+from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
+from immunoplan.web.deps import actor_of, found_or_404, patient_or_404, registry_of
 from immunoplan.web.rendering import render
 
 router = APIRouter()
@@ -63,10 +62,8 @@ def _assess(
 
 
 def _form_context(request: Request, patient_id: int, f: forms.FormState) -> dict[str, Any]:
-    with registry_of(request).session() as s:
-        p = patient_or_404(s, patient_id)
-        age = queries.age_years(p, today())
-        pseudo = p.pseudo_id
+    patient = patient_or_404(request, patient_id)
+    age, pseudo = patient["age_years"], patient["pseudo_id"]
     if "age_years" not in f.raw and age is not None:
         f.raw["age_years"] = str(age)
     return {
@@ -113,20 +110,8 @@ async def assess_submit(request: Request, patient_id: int) -> Response:
 
 
 def _assessment(request: Request, patient_id: int, assessment_id: int) -> dict[str, Any]:
-    with registry_of(request).session() as s:
-        p = patient_or_404(s, patient_id)
-        a = s.get(m.RiskAssessment, assessment_id)
-        if a is None or a.patient_id != p.id:
-            raise HTTPException(404, f"no assessment {assessment_id} for patient {patient_id}")
-        return {
-            "id": a.id,
-            "patient_id": p.id,
-            "pseudo_id": p.pseudo_id,
-            "assessed_at": a.assessed_at,
-            "actor": a.actor,
-            "inputs": a.inputs or {},
-            "result": a.result or {},
-        }
+    view = assessments.assessment_view(registry_of(request), patient_id, assessment_id)
+    return found_or_404(view, f"no assessment {assessment_id} for patient {patient_id}")
 
 
 @router.get(
@@ -172,8 +157,7 @@ class AssessmentIn(BaseModel):
 )
 def api_assess(request: Request, patient_id: int, body: AssessmentIn) -> dict[str, Any]:
     """Assess a patient and store the assessment shown; returns it with the basis of every rule."""
-    with registry_of(request).session() as s:
-        patient_or_404(s, patient_id)
+    patient_or_404(request, patient_id)
     data = body.model_dump(exclude_none=True)
     region = data.pop("region")
     inputs = {k: (repr(v) if isinstance(v, float) else v) for k, v in data.items()}

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Header, HTTPException, Request
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import RedirectResponse, Response
 
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.services.records import corrections as svc
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, registry_of
+from immunoplan.web.deps import actor_of, found_or_404, registry_of
 from immunoplan.web.rendering import render
 
 router = APIRouter()
@@ -38,9 +38,7 @@ def local_path(value: str | None) -> str | None:
 
 def _view(request: Request, kind: str, record_id: int) -> dict[str, Any]:
     view = svc.correction_view(registry_of(request), kind, record_id)
-    if view is None:
-        raise HTTPException(404, f"no {kind} {record_id} to correct")
-    return view
+    return found_or_404(view, f"no {kind} {record_id} to correct")
 
 
 def _page(

@@ -24,7 +24,7 @@ from immunoplan.services.records import courses as svc
 from immunoplan.services.records import omalizumab as omalizumab_svc
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, registry_of, today
+from immunoplan.web.deps import actor_of, conflict_message, lookup_as_404, registry_of, today
 from immunoplan.web.rendering import is_htmx, render
 
 router = APIRouter()
@@ -133,7 +133,7 @@ async def course_submit(request: Request, patient_id: int) -> Response:
             )
             return RedirectResponse(f"/patients/{patient_id}/courses/{row['id']}", status_code=303)
     except Conflict as exc:
-        f.errors["form"] = f"{exc.reason}" + (f" ({exc.record})" if exc.record else "")
+        f.errors["form"] = conflict_message(exc)
         return render(request, "course_new.html", context, status_code=409)
     except InvalidInput as exc:
         exc.field = _field_of(exc.field)
@@ -198,7 +198,6 @@ async def omalizumab_dose_submit(request: Request, patient_id: int, course_id: i
     """An omalizumab dose of an omalizumab course (`services.records.omalizumab.record_dose`); 303 back to
     the course page."""
     f = await forms.read_form(request)
-    _course(request, patient_id, course_id)  # 404 for another patient's course
     fields = omalizumab_svc.OmalizumabDoseIn.model_fields
     raw = {k: v for k, v in f.raw.items() if k in fields and k != "course_id"}
     data, errors = validate_form(omalizumab_svc.OmalizumabDoseIn, {**raw, "course_id": str(course_id)})
@@ -206,11 +205,16 @@ async def omalizumab_dose_submit(request: Request, patient_id: int, course_id: i
     if data is None:
         return _course_page(request, patient_id, course_id, dose_form=f, status_code=422)
     try:
-        row = omalizumab_svc.record_dose(
-            registry_of(request), actor_of(request), data, idempotency_key=forms.idempotency_key(request, f)
-        )
+        with lookup_as_404():  # another patient's course
+            row = omalizumab_svc.record_dose(
+                registry_of(request),
+                actor_of(request),
+                data,
+                idempotency_key=forms.idempotency_key(request, f),
+                patient_id=patient_id,
+            )
     except Conflict as exc:
-        f.errors["form"] = f"{exc.reason}" + (f" ({exc.record})" if exc.record else "")
+        f.errors["form"] = conflict_message(exc)
         return _course_page(request, patient_id, course_id, dose_form=f, status_code=409)
     except InvalidInput as exc:
         f.fail(exc, known=("dose_mg", "given_at", "site", "lot"))  # a course-level refusal: on the form

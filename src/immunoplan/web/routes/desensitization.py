@@ -27,7 +27,7 @@ from immunoplan.services.inputs import validate, validate_form
 from immunoplan.services.records import desensitization as svc
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, patient_or_404, registry_of, today
+from immunoplan.web.deps import actor_of, conflict_message, patient_or_404, registry_of, today
 from immunoplan.web.rendering import is_htmx, render
 
 router = APIRouter()
@@ -52,7 +52,7 @@ def _fields(f: forms.FormState, **extra: Any) -> dict[str, Any]:
 
 def _message(exc: InvalidInput | Conflict) -> str:
     if isinstance(exc, Conflict):
-        return f"{exc.reason}" + (f" ({exc.record})" if exc.record else "")
+        return conflict_message(exc)
     return forms.message(exc)
 
 
@@ -60,8 +60,7 @@ def _message(exc: InvalidInput | Conflict) -> str:
 
 
 def _form_context(request: Request, patient_id: int, f: forms.FormState) -> dict[str, Any]:
-    with registry_of(request).session() as s:
-        pseudo = patient_or_404(s, patient_id).pseudo_id
+    pseudo = patient_or_404(request, patient_id)["pseudo_id"]
     return {
         "title": f"Plan desensitization · {pseudo}",
         "patient_id": patient_id,
@@ -296,8 +295,7 @@ def api_plan(body: svc.PlanIn) -> dict[str, Any]:
 )
 def api_start(request: Request, patient_id: int, body: svc.SessionFields) -> dict[str, Any]:
     """Plan and open a desensitization session for a patient (``Idempotency-Key`` header honoured)."""
-    with registry_of(request).session() as s:
-        patient_or_404(s, patient_id)
+    patient_or_404(request, patient_id)
     inp = validate(svc.SessionStartIn, {**body.model_dump(exclude_none=True), "patient_id": patient_id})
     done = svc.start_session(
         registry_of(request), actor_of(request), inp, idempotency_key=forms.idempotency_key(request)

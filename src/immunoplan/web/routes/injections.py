@@ -10,20 +10,22 @@ HTTP 409. Times are shown in clinic time with the zone.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Body, Header, HTTPException, Request
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import RedirectResponse, Response
 
 from immunoplan.clinical import vocabularies
 from immunoplan.errors import Conflict, InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.reference import load
 from immunoplan.services.inputs import validate, validate_form
 from immunoplan.services.records import injections as svc
 from immunoplan.services.records import omalizumab as omalizumab_svc
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, registry_of
+from immunoplan.web.deps import actor_of, lookup_as_404, registry_of
 from immunoplan.web.rendering import is_htmx, render
 
 router = APIRouter()
@@ -44,10 +46,8 @@ def _page_url(patient_id: int, course_id: int) -> str:
 
 
 def _context(request: Request, patient_id: int, course_id: int, **extra: Any) -> dict[str, Any]:
-    try:
+    with lookup_as_404():
         day = svc.injection_day(registry_of(request), patient_id, course_id)
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
     ctx = {
         "title": f"Injection day · {day['pseudo_id']}",
         **day,
@@ -84,6 +84,30 @@ def _after_write(request: Request, patient_id: int, course_id: int, query: str, 
     return RedirectResponse(f"{_page_url(patient_id, course_id)}?{query}", status_code=303)
 
 
+def _write_or_refusal(
+    request: Request,
+    patient_id: int,
+    course_id: int,
+    form: str,
+    f: forms.FormState,
+    known: tuple[str, ...],
+    write: Callable[[], dict[str, Any]],
+    field_of: Mapping[str, str] | None = None,
+) -> dict[str, Any] | Response:
+    """Run one service write: its result, or the page with the refusal on form ``form`` (409 for a
+    conflict; 422 next to the field, ``field_of`` mapping service fields to form fields). A course that is
+    not this patient's is 404."""
+    try:
+        with lookup_as_404():
+            return write()
+    except Conflict as exc:
+        return _day(request, patient_id, course_id, 409, conflict=exc, **{form: f})
+    except InvalidInput as exc:
+        exc.field = (field_of or {}).get(exc.field, exc.field)
+        f.fail(exc, known=known)
+        return _day(request, patient_id, course_id, 422, **{form: f})
+
+
 @router.get(PAGE, dependencies=[permit("injection.record")], include_in_schema=False)
 async def injection_day(request: Request, patient_id: int, course_id: int) -> Response:
     return _day(request, patient_id, course_id)
@@ -110,21 +134,20 @@ async def injection_submit(request: Request, patient_id: int, course_id: int) ->
         f.errors.setdefault("form", f"{k}: is not a field of this form")
     if data is None or not f.ok:
         return _day(request, patient_id, course_id, 422, form=f)
-    try:
-        row = svc.record(
-            registry_of(request),
-            actor_of(request),
-            data,
-            idempotency_key=forms.idempotency_key(request, f),
-            patient_id=patient_id,
-        )
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Conflict as exc:
-        return _day(request, patient_id, course_id, 409, form=f, conflict=exc)
-    except InvalidInput as exc:
-        f.fail(exc, known=INJECTION_FIELDS)
-        return _day(request, patient_id, course_id, 422, form=f)
+    key = forms.idempotency_key(request, f)
+    row = _write_or_refusal(
+        request,
+        patient_id,
+        course_id,
+        "form",
+        f,
+        INJECTION_FIELDS,
+        lambda: svc.record(
+            registry_of(request), actor_of(request), data, idempotency_key=key, patient_id=patient_id
+        ),
+    )
+    if isinstance(row, Response):
+        return row
     return _after_write(request, patient_id, course_id, f"recorded={row['id']}", recorded=row["id"])
 
 
@@ -178,22 +201,20 @@ async def reaction_submit(request: Request, patient_id: int, course_id: int) -> 
     model = _reaction_in(f, data)
     if model is None:
         return _day(request, patient_id, course_id, 422, reaction_form=f)
-    try:
-        saved = svc.record_reaction_to_last_injection(
-            registry_of(request),
-            actor_of(request),
-            patient_id,
-            course_id,
-            model,
-            idempotency_key=forms.idempotency_key(request, f),
-        )
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Conflict as exc:
-        return _day(request, patient_id, course_id, 409, reaction_form=f, conflict=exc)
-    except InvalidInput as exc:
-        f.fail(exc, known=(*svc.InjectionReactionIn.model_fields, "injection_id"))
-        return _day(request, patient_id, course_id, 422, reaction_form=f)
+    key = forms.idempotency_key(request, f)
+    saved = _write_or_refusal(
+        request,
+        patient_id,
+        course_id,
+        "reaction_form",
+        f,
+        (*svc.InjectionReactionIn.model_fields, "injection_id"),
+        lambda: svc.record_reaction_to_last_injection(
+            registry_of(request), actor_of(request), patient_id, course_id, model, idempotency_key=key
+        ),
+    )
+    if isinstance(saved, Response):
+        return saved
     grading = saved["grading"]
     query = f"reaction={saved['reaction']['id']}"
     return _after_write(request, patient_id, course_id, query, saved_reaction=grading)
@@ -219,19 +240,21 @@ async def omalizumab_submit(request: Request, patient_id: int, course_id: int) -
         f.errors.setdefault(back.get(k, "form"), message)
     if data is None or not f.ok:
         return _day(request, patient_id, course_id, 422, omalizumab_form=f)
-    try:
-        svc.check_course(registry_of(request), patient_id, course_id)  # 404 for another patient's course
-        row = omalizumab_svc.record_dose(
-            registry_of(request), actor_of(request), data, idempotency_key=forms.idempotency_key(request, f)
-        )
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Conflict as exc:
-        return _day(request, patient_id, course_id, 409, omalizumab_form=f, conflict=exc)
-    except InvalidInput as exc:
-        exc.field = back.get(exc.field, exc.field)
-        f.fail(exc, known=tuple(OMALIZUMAB_FIELDS))
-        return _day(request, patient_id, course_id, 422, omalizumab_form=f)
+    key = forms.idempotency_key(request, f)
+    row = _write_or_refusal(
+        request,
+        patient_id,
+        course_id,
+        "omalizumab_form",
+        f,
+        tuple(OMALIZUMAB_FIELDS),
+        lambda: omalizumab_svc.record_dose(
+            registry_of(request), actor_of(request), data, idempotency_key=key, patient_id=patient_id
+        ),
+        field_of=back,
+    )
+    if isinstance(row, Response):
+        return row
     message = f"Omalizumab {data.dose_mg} mg recorded."
     return _after_write(request, patient_id, course_id, f"omalizumab={row['id']}", omalizumab_message=message)
 
@@ -259,12 +282,8 @@ def api_next_dose(request: Request, patient_id: int, course_id: int, at: str | N
     """The next injection (as ``immunoplan injection next --json``): ``dose``/``dose_ml``, ``due_date``,
     ``earliest_at`` (clinic time) with its rule, the ``rule`` that fired with its basis, and the ``history``
     of live injections with their clinic-local dates. ``at``: clinic time (default now)."""
-    from immunoplan.jsonable import to_jsonable
-
-    try:
+    with lookup_as_404():
         return to_jsonable(svc.next_dose(registry_of(request), course_id, at, patient_id=patient_id))
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
 
 
 @router.post(
@@ -290,7 +309,7 @@ def api_injection(
     """Record an injection (`InjectionIn`; ``course_id`` from the URL): the stored injection and ``next``.
     201; 422 for invalid input or a rule refusal; 409 for the same act already recorded."""
     data = validate(svc.InjectionIn, _api_body(body, course_id))
-    try:
+    with lookup_as_404():
         return svc.record(
             registry_of(request),
             actor_of(request),
@@ -298,8 +317,6 @@ def api_injection(
             idempotency_key=idempotency_key,
             patient_id=patient_id,
         )
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
 
 
 @router.post(
@@ -327,7 +344,7 @@ def api_reaction(
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object", "{...}")
     data = validate(svc.InjectionReactionIn, body)
-    try:
+    with lookup_as_404():
         return svc.record_reaction_to_last_injection(
             registry_of(request),
             actor_of(request),
@@ -336,5 +353,3 @@ def api_reaction(
             data,
             idempotency_key=idempotency_key,
         )
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None

@@ -12,7 +12,7 @@ import json
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
@@ -23,7 +23,7 @@ from immunoplan.services.inputs import validate_form
 from immunoplan.services.records import patients as svc
 from immunoplan.web import forms, queries
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, registry_of, today
+from immunoplan.web.deps import actor_of, conflict_message, patient_or_404, registry_of, today
 from immunoplan.web.rendering import is_htmx, render
 
 router = APIRouter()
@@ -36,8 +36,7 @@ async def patient_list(
     q: Annotated[str, Query(max_length=100)] = "",
     flagged: bool = False,
 ) -> Response:
-    with registry_of(request).session() as s:
-        rows = queries.patient_list(s, q, today(), only_flagged=flagged)
+    rows = queries.patient_list(registry_of(request), q, today(), only_flagged=flagged)
     context = {"title": "Patients", "rows": rows, "q": q, "flagged": flagged, "today": today()}
     return render(request, "patients.html", context, block="rows" if is_htmx(request) else None)
 
@@ -65,9 +64,7 @@ async def patient_create(request: Request) -> Response:
             registry_of(request), actor_of(request), data, idempotency_key=forms.idempotency_key(request, f)
         )
     except Conflict as exc:
-        f.errors[exc.field if exc.field in FORM_FIELDS else "form"] = str(exc.reason) + (
-            f" ({exc.record})" if exc.record else ""
-        )
+        f.errors[exc.field if exc.field in FORM_FIELDS else "form"] = conflict_message(exc)
         return _new_form(request, f, 409)
     except InvalidInput as exc:
         f.fail(exc, known=FORM_FIELDS)
@@ -75,20 +72,12 @@ async def patient_create(request: Request) -> Response:
     return RedirectResponse(f"/patients/{row['id']}", status_code=303)
 
 
-def _overview(request: Request, patient_id: int) -> dict[str, Any]:
-    try:
-        return svc.show_patient(registry_of(request), patient_id)
-    except InvalidInput:
-        raise HTTPException(404, f"no patient {patient_id}") from None
-
-
 @router.get("/patients/{patient_id}", dependencies=[permit("patient.read")], include_in_schema=False)
 async def patient_page(request: Request, patient_id: int) -> Response:
-    patient = _overview(request, patient_id)
+    patient = patient_or_404(request, patient_id)
     courses = [{**c, "flag": queries.due_flag(c["next_due_on"], today())} for c in patient.pop("courses")]
-    with registry_of(request).session() as s:
-        timeline = queries.timeline(s, patient_id)
-        trends = queries.trends(s, patient_id)
+    timeline = queries.timeline(registry_of(request), patient_id)
+    trends = queries.trends(registry_of(request), patient_id)
     context: dict[str, Any] = {
         "title": f"Patient {patient['pseudo_id']}",
         "patient": patient,
@@ -129,8 +118,7 @@ def api_patient_list(
     request: Request, q: Annotated[str, Query(max_length=100)] = "", flagged: bool = False
 ) -> list[PatientListItem]:
     """Patients matching ``q`` with their next due dose and a due/late flag (earliest due first)."""
-    with registry_of(request).session() as s:
-        rows = queries.patient_list(s, q, today(), only_flagged=flagged)
+    rows = queries.patient_list(registry_of(request), q, today(), only_flagged=flagged)
     return [PatientListItem(**{k: getattr(r, k) for k in PatientListItem.model_fields}) for r in rows]
 
 
@@ -141,19 +129,14 @@ def api_patient_create(request: Request, body: svc.PatientIn) -> PatientOut:
     row = svc.add_patient(
         registry_of(request), actor_of(request), body, idempotency_key=forms.idempotency_key(request)
     )
-    patient = _overview(request, int(row["id"]))
+    patient = patient_or_404(request, int(row["id"]))
     return PatientOut.model_validate({k: patient.get(k) for k in PatientOut.model_fields})
 
 
 @router.get("/api/patients/{patient_id}", dependencies=[permit("patient.read")], tags=["patients"])
 def api_patient(request: Request, patient_id: int) -> dict[str, Any]:
     """A patient with its courses, the timeline (newest first) and trend series."""
-    patient = _overview(request, patient_id)
-    with registry_of(request).session() as s:
-        return to_jsonable(
-            {
-                "patient": patient,
-                "timeline": [vars(e) for e in queries.timeline(s, patient_id)],
-                "trends": queries.trends(s, patient_id),
-            }
-        )
+    patient = patient_or_404(request, patient_id)
+    timeline = queries.timeline(registry_of(request), patient_id)
+    trends = queries.trends(registry_of(request), patient_id)
+    return to_jsonable({"patient": patient, "timeline": [vars(e) for e in timeline], "trends": trends})

@@ -23,7 +23,7 @@ from immunoplan.services.records import corrections
 from immunoplan.services.records import visits as svc
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
-from immunoplan.web.deps import actor_of, registry_of
+from immunoplan.web.deps import actor_of, found_or_404, registry_of
 from immunoplan.web.rendering import render
 
 router = APIRouter()
@@ -34,10 +34,11 @@ REASON = "reason"
 
 
 def _defaults(request: Request, patient_id: int) -> dict[str, Any]:
-    d = svc.visit_form_defaults(registry_of(request), patient_id)
-    if d is None:
-        raise HTTPException(404, f"no patient {patient_id}")
-    return d
+    return found_or_404(svc.visit_form_defaults(registry_of(request), patient_id), f"no patient {patient_id}")
+
+
+def _no_visit(patient_id: int, visit_id: int) -> str:
+    return f"no visit {visit_id} for patient {patient_id}"
 
 
 def _form(
@@ -117,9 +118,7 @@ async def visit_amend(request: Request, patient_id: int, visit_id: int) -> Respo
     """Record the values typed in the visit form as a correction of the existing visit (same-day visit)."""
     f = await forms.read_form(request)
     changes = {k: v for k, v in f.raw.items() if k in FIELDS and v}
-    view = svc.visit_view(registry_of(request), patient_id, visit_id)
-    if view is None:
-        raise HTTPException(404, f"no visit {visit_id} for patient {patient_id}")
+    found_or_404(svc.visit_view(registry_of(request), patient_id, visit_id), _no_visit(patient_id, visit_id))
     try:
         corrections.amend(
             registry_of(request),
@@ -145,9 +144,10 @@ async def visit_amend(request: Request, patient_id: int, visit_id: int) -> Respo
 )
 async def visit_page(request: Request, patient_id: int, visit_id: int) -> Response:
     """A recorded visit with its results and corrections (the target of the POST/redirect/GET)."""
-    view = svc.visit_view(registry_of(request), patient_id, visit_id, request.query_params.get("shown"))
-    if view is None:
-        raise HTTPException(404, f"no visit {visit_id} for patient {patient_id}")
+    view = found_or_404(
+        svc.visit_view(registry_of(request), patient_id, visit_id, request.query_params.get("shown")),
+        _no_visit(patient_id, visit_id),
+    )
     ctx = {
         "title": f"Visit {view['visit']['code']} · {view['pseudo_id']}",
         "patient_id": patient_id,
