@@ -41,6 +41,12 @@ def lock_row(s: Session, row: m.Base) -> None:
         s.refresh(row, with_for_update=True)
 
 
+def live_rows(s: Session, model: type[Any], *where: Any, order_by: tuple[Any, ...] = ()) -> list[Any]:
+    """The rows of ``model`` matching ``where`` that are not voided: what analyses, next-dose rules and the
+    duplicate checks read (a voided entry stays in the registry for the audit trail only)."""
+    return list(s.scalars(select(model).where(*where, model.voided_at.is_(None)).order_by(*order_by)))
+
+
 def find_patient(s: Session, pseudo_id: Any) -> m.Patient:
     pid = ck.not_empty("pseudo_id", pseudo_id)
     p = s.scalar(select(m.Patient).where(m.Patient.pseudo_id == pid))

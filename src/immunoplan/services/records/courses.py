@@ -44,12 +44,13 @@ from immunoplan.services.records.common import (
     as_input,
     basis_json,
     find_patient,
+    live_rows,
     lock_row,
     opt_decimal,
     opt_int,
 )
 from immunoplan.services.records.fields import ClinicDate, ClockTime, choice_field, local_row, one_of
-from immunoplan.services.records.patients import age_on, patient_by_id
+from immunoplan.services.records.patients import age_on, latest_measurement, patient_by_id
 
 USE_CASE = "plan_course"
 OVERRIDE_FIELD = Field(None, max_length=500, description="why an UNVERIFIED label table may dose (recorded)")
@@ -453,19 +454,6 @@ def planned_with_omalizumab(c: m.Course) -> bool:
     return c.kind == "omalizumab" or bool(c.with_omalizumab)
 
 
-def _latest_value(s: Session, patient_id: int, kind: str) -> float | None:
-    return s.scalar(
-        select(m.Measurement.value)
-        .where(
-            m.Measurement.patient_id == patient_id,
-            m.Measurement.kind == kind,
-            m.Measurement.voided_at.is_(None),
-        )
-        .order_by(m.Measurement.measured_on.desc(), m.Measurement.id.desc())
-        .limit(1)
-    )
-
-
 def planning_defaults(reg: Registry, patient_id: Any) -> dict[str, Any]:
     """Values to pre-fill a course form: ``pseudo_id``, age on the clinic's today, and weight and total IgE
     from the latest assessment inputs, else the latest measurements."""
@@ -484,8 +472,8 @@ def planning_defaults(reg: Registry, patient_id: Any) -> dict[str, Any]:
         out = {
             "pseudo_id": p.pseudo_id,
             "age_years": age if age is not None else prior.get("age_years"),
-            "weight_kg": prior.get("weight_kg") or _latest_value(s, p.id, "weight_kg"),
-            "total_ige_iu_ml": prior.get("total_ige_iu_ml") or _latest_value(s, p.id, "total_ige_iu_ml"),
+            "weight_kg": prior.get("weight_kg") or latest_measurement(s, p.id, "weight_kg"),
+            "total_ige_iu_ml": prior.get("total_ige_iu_ml") or latest_measurement(s, p.id, "total_ige_iu_ml"),
         }
     return {k: v for k, v in out.items() if v not in (None, "")}
 
@@ -512,13 +500,8 @@ def show_course(reg: Registry, course_id: Any, patient_id: Any = None) -> dict[s
                 .order_by(m.DesensitizationSession.id)
             )
         )
-        doses = s.scalars(
-            select(m.OmalizumabAdministration)
-            .where(
-                m.OmalizumabAdministration.course_id == c.id, m.OmalizumabAdministration.voided_at.is_(None)
-            )
-            .order_by(m.OmalizumabAdministration.given_at)
-        ).all()
+        Dose = m.OmalizumabAdministration
+        doses = live_rows(s, Dose, Dose.course_id == c.id, order_by=(Dose.given_at,))
         return {
             "course": local_row(c),
             "patient_id": c.patient_id,

@@ -235,18 +235,23 @@ def patient_by_id(s: Session, patient_id: Any) -> m.Patient:
     return p
 
 
-def latest_weight_kg(s: Session, patient_id: int) -> float | None:
-    """The most recent weight recorded (entries not voided)."""
+def latest_measurement(s: Session, patient_id: int, kind: str) -> float | None:
+    """The most recent value of measurement ``kind`` recorded for the patient (entries not voided)."""
     return s.scalar(
         select(m.Measurement.value)
         .where(
             m.Measurement.patient_id == patient_id,
-            m.Measurement.kind == "weight_kg",
+            m.Measurement.kind == kind,
             m.Measurement.voided_at.is_(None),
         )
         .order_by(m.Measurement.measured_on.desc(), m.Measurement.id.desc())
         .limit(1)
     )
+
+
+def latest_weight_kg(s: Session, patient_id: int) -> float | None:
+    """The most recent weight recorded (entries not voided)."""
+    return latest_measurement(s, patient_id, "weight_kg")
 
 
 def course_label(c: m.Course) -> str:

@@ -262,12 +262,27 @@ async def omalizumab_submit(request: Request, patient_id: int, course_id: int) -
 # ------------------------------------------------------------------------------------------------- JSON API
 
 
-def _api_body(body: Any, course_id: int) -> dict[str, Any]:
+def _json_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object", "{...}")
+    return body
+
+
+def _api_body(body: Any, course_id: int) -> dict[str, Any]:
+    body = _json_object(body)
     if "course_id" in body and str(body["course_id"]) != str(course_id):
         raise InvalidInput("course_id", "does not match the course in the URL", str(course_id))
     return {**body, "course_id": course_id}
+
+
+def _json_body_schema(model: Any) -> dict[str, Any]:
+    """``openapi_extra`` of a route whose JSON body is validated by the service's input model."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 IDEMPOTENCY_HEADER = Header(
@@ -291,12 +306,7 @@ def api_next_dose(request: Request, patient_id: int, course_id: int, at: str | N
     dependencies=[permit("injection.record")],
     tags=["injections"],
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": svc.InjectionIn.model_json_schema()}},
-        }
-    },
+    openapi_extra=_json_body_schema(svc.InjectionIn),
     responses={409: {"description": "the same injection is already recorded"}, 422: {}},
 )
 def api_injection(
@@ -324,12 +334,7 @@ def api_injection(
     dependencies=[permit("injection.record")],
     tags=["injections"],
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": svc.InjectionReactionIn.model_json_schema()}},
-        }
-    },
+    openapi_extra=_json_body_schema(svc.InjectionReactionIn),
     responses={409: {"description": "a concurrent change"}, 422: {}},
 )
 def api_reaction(
@@ -341,9 +346,7 @@ def api_reaction(
 ) -> Any:
     """Grade and record a reaction to the course's last injection (`InjectionReactionIn`): the reaction,
     the grading and the recomputed ``next``."""
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "must be a JSON object", "{...}")
-    data = validate(svc.InjectionReactionIn, body)
+    data = validate(svc.InjectionReactionIn, _json_object(body))
     with lookup_as_404():
         return svc.record_reaction_to_last_injection(
             registry_of(request),

@@ -9,7 +9,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from immunoplan import clock
@@ -21,6 +20,7 @@ from immunoplan.services.records.amending import (
     refuse_unknown_fields,
     stamp_amended,
 )
+from immunoplan.services.records.common import live_rows
 
 #: the fields an amendment may change
 STEP_AMENDABLE = ("dose_mg", "rate_ml_h", "minutes", "started_at")
@@ -51,11 +51,8 @@ def recompute_cumulative_doses(s: Session, session_id: int) -> None:
     """A desensitization session's cumulative doses over its live steps given, in step order (exact)."""
     s.flush()
     total = Decimal(0)
-    for st in s.scalars(
-        select(m.DesensitizationStep)
-        .where(m.DesensitizationStep.session_id == session_id, m.DesensitizationStep.voided_at.is_(None))
-        .order_by(m.DesensitizationStep.step_no)
-    ):
+    Step = m.DesensitizationStep
+    for st in live_rows(s, Step, Step.session_id == session_id, order_by=(Step.step_no,)):
         if st.status == "given":
             total += Decimal(st.dose_mg)
         if st.cumulative_dose_mg is None or Decimal(st.cumulative_dose_mg) != total:

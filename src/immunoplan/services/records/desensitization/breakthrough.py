@@ -22,9 +22,9 @@ from immunoplan.services.records.common import as_input, columns
 from immunoplan.services.records.desensitization.inputs import BreakthroughFields, BreakthroughIn
 from immunoplan.services.records.desensitization.state import (
     cumulative_dose_mg,
-    locked_session,
+    locked_state,
     regenerate_plan,
-    session_state,
+    step_numbers,
     write_view,
 )
 from immunoplan.services.records.reactions import ReactionIn, add_reaction
@@ -39,6 +39,7 @@ def grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
     clinician's. A typed grade that differs from the findings' is refused; the grader's warnings (vital signs
     are recorded, not graded on: the numeric thresholds are UNVERIFIED) are kept."""
     brown = reference.load("grading_brown2004")
+    severities = ", ".join(vocabularies.BROWN_SEVERITIES)
     clinician = {
         "scale": BREAKTHROUGH_SCALE,
         "scale_version": brown["scale_version"],
@@ -53,7 +54,7 @@ def grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
                 "findings",
                 "give the reaction's findings (graded on Brown 2004) or, when none can be graded, its "
                 "severity",
-                ", ".join(vocabularies.BROWN_SEVERITIES),
+                severities,
             )
         return clinician
     g = protocols.grade_reaction(
@@ -70,7 +71,7 @@ def grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
                 "severity",
                 "none of the findings can be placed on the Brown 2004 scale: give the severity (recorded "
                 "as the clinician's)",
-                ", ".join(vocabularies.BROWN_SEVERITIES),
+                severities,
             )
         return {**clinician, "warnings": [*warnings, "The findings could not be graded on Brown 2004."]}
     if inp.severity is not None and inp.severity != g["grade"]:
@@ -140,18 +141,7 @@ def _stopped_step(
 
 
 def _continuation_json(steps: list[rules.PlannedStep]) -> list[dict[str, Any]]:
-    return [
-        {
-            "step_no": st.step_no,
-            "bag": st.bag,
-            "rate_ml_h": st.rate_ml_h,
-            "minutes": st.minutes,
-            "volume_ml": st.volume_ml,
-            "dose_mg": st.dose_mg,
-            "cumulative_mg": st.cumulative_mg,
-        }
-        for st in steps
-    ]
+    return [{"step_no": st.step_no, **step_numbers(st)} for st in steps]
 
 
 def record_breakthrough(
@@ -166,8 +156,7 @@ def record_breakthrough(
     symptoms = tuple(dict.fromkeys((*inp.symptoms, *inp.findings)))
 
     def run(s: Session) -> dict[str, Any]:
-        sess = locked_session(s, inp.session_id)
-        state, _ = session_state(s, sess)
+        sess, state, _ = locked_state(s, inp.session_id)
         _refuse_stale_or_unplanned(sess, state, inp)
         planned, recorded = rules.reaction_at(state, inp.step_no)
         if inp.minutes_into_step is not None and inp.minutes_into_step > planned.minutes:

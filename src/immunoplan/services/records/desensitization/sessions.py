@@ -31,10 +31,9 @@ from immunoplan.services.records.common import (
 )
 from immunoplan.services.records.desensitization.inputs import FinishIn, PlanIn, SessionStartIn
 from immunoplan.services.records.desensitization.state import (
-    locked_session,
+    locked_state,
     regenerate_plan,
     session_cycle,
-    session_state,
     write_view,
 )
 
@@ -241,8 +240,7 @@ def finish_session(
     inp = as_input(FinishIn, data)
 
     def run(s: Session) -> dict[str, Any]:
-        sess = locked_session(s, inp.session_id)
-        state, rows = session_state(s, sess)
+        sess, state, rows = locked_state(s, inp.session_id)
         outcome = rules.finish_outcome(state, inp.outcome, bool(rows["reactions"]))
         now = clock.now()
         ended = inp.ended_at or now

@@ -18,7 +18,7 @@ from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services import protocols
-from immunoplan.services.records.common import plain_decimal
+from immunoplan.services.records.common import live_rows, plain_decimal
 from immunoplan.services.unit_of_work import write
 
 
@@ -48,13 +48,16 @@ def regenerate_plan(request: Mapping[str, Any]) -> protocols.DesensitizationResu
     return protocols.plan_desensitization(**req)
 
 
-def locked_session(s: Session, session_id: int) -> m.DesensitizationSession:
+def locked_state(
+    s: Session, session_id: int
+) -> tuple[m.DesensitizationSession, rules.SessionState, dict[str, Any]]:
     """The session row, locked for this transaction (PostgreSQL ``FOR UPDATE``; SQLite holds the write lock
-    from ``BEGIN IMMEDIATE``), so the checks below see every committed step."""
+    from ``BEGIN IMMEDIATE``) so the checks see every committed step, and `session_state` of it."""
     sess = s.get(m.DesensitizationSession, session_id, with_for_update=True)
     if sess is None:
         raise InvalidInput("session_id", f"no desensitization session {session_id}")
-    return sess
+    state, rows = session_state(s, sess)
+    return sess, state, rows
 
 
 def session_cycle(s: Session, sess: m.DesensitizationSession) -> int:
@@ -77,24 +80,15 @@ def _engine_plan(sess: m.DesensitizationSession) -> bool:
 
 
 def _live_steps(s: Session, session_id: int) -> list[m.DesensitizationStep]:
-    return list(
-        s.scalars(
-            select(m.DesensitizationStep)
-            .where(m.DesensitizationStep.session_id == session_id, m.DesensitizationStep.voided_at.is_(None))
-            .order_by(m.DesensitizationStep.replan_no, m.DesensitizationStep.step_no)
-        )
-    )
+    Step = m.DesensitizationStep
+    return live_rows(s, Step, Step.session_id == session_id, order_by=(Step.replan_no, Step.step_no))
 
 
 def _live_reactions(s: Session, step_ids: list[int]) -> list[m.Reaction]:
     if not step_ids:
         return []
-    return list(
-        s.scalars(
-            select(m.Reaction)
-            .where(m.Reaction.desensitization_step_id.in_(step_ids), m.Reaction.voided_at.is_(None))
-            .order_by(m.Reaction.id)
-        )
+    return live_rows(
+        s, m.Reaction, m.Reaction.desensitization_step_id.in_(step_ids), order_by=(m.Reaction.id,)
     )
 
 
@@ -165,6 +159,19 @@ def session_state(s: Session, sess: m.DesensitizationSession) -> tuple[rules.Ses
         ),
     )
     return state, {"steps": rows, "reactions": reactions}
+
+
+def step_numbers(st: rules.PlannedStep) -> dict[str, Any]:
+    """A planned step's bag, rate, minutes, volume and doses (as a page, the API and a stored re-plan show
+    them)."""
+    return {
+        "bag": st.bag,
+        "rate_ml_h": st.rate_ml_h,
+        "minutes": st.minutes,
+        "volume_ml": st.volume_ml,
+        "dose_mg": st.dose_mg,
+        "cumulative_mg": st.cumulative_mg,
+    }
 
 
 def cumulative_dose_mg(

@@ -20,7 +20,7 @@ from immunoplan.services.records.common import as_input, columns
 from immunoplan.services.records.desensitization.inputs import StepIn
 from immunoplan.services.records.desensitization.state import (
     cumulative_dose_mg,
-    locked_session,
+    locked_state,
     session_state,
     write_view,
 )
@@ -118,8 +118,7 @@ def mark_step(
     inp = as_input(StepIn, data)
 
     def run(s: Session) -> dict[str, Any]:
-        sess = locked_session(s, inp.session_id)
-        state, _ = session_state(s, sess)
+        sess, state, _ = locked_state(s, inp.session_id)
         row = _add_step(s, sess, state, inp)
         return _step_result(s, sess, row)
 
@@ -131,8 +130,7 @@ def _import_step(
 ) -> m.DesensitizationStep:
     """A step of history as it happened (the caller's numbers, any order): only the once and finished
     rules apply."""
-    sess = locked_session(s, inp.session_id)
-    state, _ = session_state(s, sess)
+    sess, state, _ = locked_state(s, inp.session_id)
     rules.check_open(state)
     part = inp.replan_no or 0
     first = state.recorded(part).get(inp.step_no)
@@ -201,8 +199,7 @@ def record_step(
         return write_view(reg, actor, "import_desensitization_step", run_import, idempotency_key)
 
     def run(s: Session) -> dict[str, Any]:
-        sess = locked_session(s, inp.session_id)
-        state, _ = session_state(s, sess)
+        sess, state, _ = locked_state(s, inp.session_id)
         row = _add_step(s, sess, state, inp, dose_mg=dose_mg)
         if not state.engine_plan:
             for name, value in _caller_numbers(bag, rate_ml_h, minutes).items():

@@ -12,7 +12,7 @@ from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.records.common import plain_decimal
-from immunoplan.services.records.desensitization.state import session_cycle, session_state
+from immunoplan.services.records.desensitization.state import session_cycle, session_state, step_numbers
 
 
 def _recorded_json(r: m.DesensitizationStep) -> dict[str, Any]:
@@ -62,12 +62,7 @@ def _protocol_steps(
         steps.append(
             {
                 "step": st.step_no,
-                "bag": st.bag,
-                "rate_ml_h": st.rate_ml_h,
-                "minutes": st.minutes,
-                "volume_ml": st.volume_ml,
-                "dose_mg": st.dose_mg,
-                "cumulative_mg": st.cumulative_mg,
+                **step_numbers(st),
                 "start_clock": st.start_clock,
                 "end_clock": st.end_clock,
                 "recorded": _recorded_json(rec) if rec else None,

@@ -20,6 +20,7 @@ Modules: `inputs` (input models, constants), `history` (live injections, the eng
 """
 
 from immunoplan.services.records.courses import course_by_id
+from immunoplan.services.records.fields import CLINIC_TIME
 from immunoplan.services.records.injections.amend import (
     AMENDABLE,
     amend_injection,
@@ -37,7 +38,6 @@ from immunoplan.services.records.injections.history import (
     recompute_next_due,
 )
 from immunoplan.services.records.injections.inputs import (
-    CLINIC_TIME,
     ENGINE_SCALES,
     IMMUNOTHERAPY_KINDS,
     LOCAL_SCALE,

@@ -11,6 +11,7 @@ from immunoplan import clock
 from immunoplan.clinical.immunotherapy import due_status
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
+from immunoplan.services.records.common import live_rows
 from immunoplan.services.records.courses import course_by_id
 from immunoplan.services.records.injections.history import (
     injection_row,
@@ -46,14 +47,8 @@ def _reaction_json(r: m.Reaction) -> dict[str, Any]:
 
 def _omalizumab_given(s: Any, course_id: int) -> list[dict[str, Any]]:
     """The course's omalizumab administrations not voided, in the order given."""
-    rows = s.scalars(
-        select(m.OmalizumabAdministration)
-        .where(
-            m.OmalizumabAdministration.course_id == course_id,
-            m.OmalizumabAdministration.voided_at.is_(None),
-        )
-        .order_by(m.OmalizumabAdministration.given_at)
-    )
+    Row = m.OmalizumabAdministration
+    rows = live_rows(s, Row, Row.course_id == course_id, order_by=(Row.given_at,))
     return [
         {"id": o.id, "given_at": clock.local(o.given_at), "dose_mg": o.dose_mg, "lot": o.lot} for o in rows
     ]

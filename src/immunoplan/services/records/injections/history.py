@@ -22,19 +22,15 @@ from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
-from immunoplan.services.records.common import as_row
+from immunoplan.services.records.common import as_row, live_rows
 from immunoplan.services.records.courses import course_by_id
 from immunoplan.services.records.injections.inputs import ENGINE_SCALES, LOCAL_SCALE
 
 
 def live_injections(s: Session, course_id: int) -> list[m.Injection]:
     """The course's injections not voided, in the order given."""
-    return list(
-        s.scalars(
-            select(m.Injection)
-            .where(m.Injection.course_id == course_id, m.Injection.voided_at.is_(None))
-            .order_by(m.Injection.given_at, m.Injection.id)
-        )
+    return live_rows(
+        s, m.Injection, m.Injection.course_id == course_id, order_by=(m.Injection.given_at, m.Injection.id)
     )
 
 

@@ -14,17 +14,6 @@ from immunoplan.reference.limits import limit
 from immunoplan.services.inputs import InputModel
 from immunoplan.services.records.fields import CLINIC_TIME, OptionalClinicInstant, choice_field, one_of
 
-__all__ = [
-    "CLINIC_TIME",
-    "ENGINE_SCALES",
-    "IMMUNOTHERAPY_KINDS",
-    "LOCAL_SCALE",
-    "RECORDING",
-    "InjectionIn",
-    "InjectionReactionIn",
-    "future_tolerance_minutes",
-]
-
 IMMUNOTHERAPY_KINDS = ("SCIT", "RIT", "cluster", "OIT")
 #: reactions the SCIT rules read: systemic grades on these scales, local reactions as ``local-size`` grades
 ENGINE_SCALES = vocabularies.SCIT_ADJUSTMENT_SCALES

@@ -7,27 +7,34 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.registry import models as m
-from immunoplan.services.records.common import lock_row
+from immunoplan.services.records.common import live_rows, lock_row
 from immunoplan.services.records.patients import patient_by_id
 from immunoplan.services.records.visits.inputs import QUESTIONNAIRE_FIELDS
 
 
+def _first_live(s: Session, model: type[Any], *where: Any, other_than: int | None = None) -> Any:
+    """The first live row of ``model`` matching ``where`` (``other_than``: leave that row out), or None."""
+    if other_than is not None:
+        where = (*where, model.id != other_than)
+    rows = live_rows(s, model, *where, order_by=(model.id,))
+    return rows[0] if rows else None
+
+
 def live_visit(s: Session, patient_id: int, code: str, day: date, *, other_than: int | None = None) -> Any:
     """The patient's live visit ``code`` on ``day`` (``other_than``: leave that visit out), or None."""
-    q = select(m.Visit).where(
-        m.Visit.patient_id == patient_id,
-        m.Visit.code == code,
-        m.Visit.visit_on == day,
-        m.Visit.voided_at.is_(None),
+    Visit = m.Visit
+    return _first_live(
+        s,
+        Visit,
+        Visit.patient_id == patient_id,
+        Visit.code == code,
+        Visit.visit_on == day,
+        other_than=other_than,
     )
-    if other_than is not None:
-        q = q.where(m.Visit.id != other_than)
-    return s.scalar(q)
 
 
 def visit_conflict(existing: m.Visit, pseudo_id: str) -> Conflict:
@@ -52,16 +59,16 @@ def refuse_duplicate_measurement(
     s: Session, patient_id: int, kind: str, allergen: str, day: date, *, other_than: int | None = None
 ) -> None:
     """A live result of this kind (and allergen) on ``day`` is already recorded: `Conflict` naming it."""
-    q = select(m.Measurement).where(
-        m.Measurement.patient_id == patient_id,
-        m.Measurement.kind == kind,
-        m.Measurement.allergen == allergen,
-        m.Measurement.measured_on == day,
-        m.Measurement.voided_at.is_(None),
+    Measurement = m.Measurement
+    row = _first_live(
+        s,
+        Measurement,
+        Measurement.patient_id == patient_id,
+        Measurement.kind == kind,
+        Measurement.allergen == allergen,
+        Measurement.measured_on == day,
+        other_than=other_than,
     )
-    if other_than is not None:
-        q = q.where(m.Measurement.id != other_than)
-    row = s.scalar(q)
     if row is not None:
         what = row.kind + (f" ({row.allergen})" if row.allergen else "")
         raise Conflict(
@@ -76,15 +83,15 @@ def refuse_duplicate_questionnaire(
     s: Session, patient_id: int, instrument: str, day: date, *, other_than: int | None = None
 ) -> None:
     """A live score of this instrument on ``day`` is already recorded: `Conflict` naming it."""
-    q = select(m.Questionnaire).where(
-        m.Questionnaire.patient_id == patient_id,
-        m.Questionnaire.instrument == instrument,
-        m.Questionnaire.completed_on == day,
-        m.Questionnaire.voided_at.is_(None),
+    Questionnaire = m.Questionnaire
+    row = _first_live(
+        s,
+        Questionnaire,
+        Questionnaire.patient_id == patient_id,
+        Questionnaire.instrument == instrument,
+        Questionnaire.completed_on == day,
+        other_than=other_than,
     )
-    if other_than is not None:
-        q = q.where(m.Questionnaire.id != other_than)
-    row = s.scalar(q)
     if row is not None:
         raise Conflict(
             QUESTIONNAIRE_FIELDS.get(row.instrument, "instrument"),
@@ -95,16 +102,14 @@ def refuse_duplicate_questionnaire(
 
 
 def live_results(s: Session, visit_id: int) -> tuple[list[m.Questionnaire], list[m.Measurement]]:
-    """The visit's questionnaires and measurements not voided."""
-    questionnaires = s.scalars(
-        select(m.Questionnaire).where(
-            m.Questionnaire.visit_id == visit_id, m.Questionnaire.voided_at.is_(None)
-        )
+    """The visit's questionnaires and measurements not voided (in the order recorded)."""
+    questionnaires = live_rows(
+        s, m.Questionnaire, m.Questionnaire.visit_id == visit_id, order_by=(m.Questionnaire.id,)
     )
-    measurements = s.scalars(
-        select(m.Measurement).where(m.Measurement.visit_id == visit_id, m.Measurement.voided_at.is_(None))
+    measurements = live_rows(
+        s, m.Measurement, m.Measurement.visit_id == visit_id, order_by=(m.Measurement.id,)
     )
-    return list(questionnaires), list(measurements)
+    return questionnaires, measurements
 
 
 def visit_patient(s: Session, patient_id: Any, *, lock: bool = False) -> m.Patient:
