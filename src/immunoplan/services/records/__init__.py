@@ -1,8 +1,15 @@
-"""Registry use cases shared by the CLI, the web app and the tests, one module per aggregate.
+"""Registry use cases shared by the CLI, the web app and the tests, one module (or package) per aggregate.
 
 Each function runs in exactly one audited transaction (`Registry.transaction(actor, use_case)`): it validates
 its input first (`InvalidInput` naming the field, nothing written), writes, and returns a JSON-able dict.
 Patients are addressed by their pseudonymous id (``pseudo_id``).
+
+Aggregates: `patients`, `assessments`, `courses`, `injections`, `omalizumab`, `reactions`,
+`desensitization`, `visits`; `corrections` voids or amends an entry of any of them (each aggregate owns its
+amendment). Shared: `common` (look-ups, conversions, ``live_rows``), `fields` (typed input fields),
+`amending` (what every amendment does). The packages re-export their public names, so
+``from immunoplan.services.records import injections`` then ``injections.record`` works as before; modules
+use each other's public names only (``tests/test_layers.py``).
 """
 
 from immunoplan.services.records.assessments import assess, record_dose_decision
