@@ -69,6 +69,30 @@ def not_future(field: str) -> Callable[[date | None], date | None]:
     return check
 
 
+def future_tolerance_minutes() -> int:
+    """How far after the clinic clock a time recorded as done may be (project rule ``registry_recording``:
+    clock differences between a nurse's device and the server)."""
+    from immunoplan import reference
+
+    return int(reference.load("registry_recording")["future_tolerance_minutes"]["value"])
+
+
+def refuse_future_instant(field: str, when: datetime | None) -> None:
+    """A time recorded as done (a dose given, a reaction's onset) at most `future_tolerance_minutes` after
+    the clinic clock; a later one is a typing error or a dose not given yet."""
+    from datetime import timedelta
+
+    if when is None:
+        return
+    now, tol = clock.now(), future_tolerance_minutes()
+    if clock.to_utc_stored(when) > now + timedelta(minutes=tol):
+        raise InvalidInput(
+            field,
+            f"{clock.format_local(when)} is in the future (clinic clock {clock.format_local(now)})",
+            f"at most {tol} min after the clinic clock (project rule, registry_recording)",
+        )
+
+
 def one_of(choices: tuple[str, ...]) -> Any:
     """``Annotated[str, one_of(VOCABULARY)]`` (or ``str | None``): a value of a vocabulary, the accepted list
     in the error."""

@@ -36,7 +36,7 @@ from immunoplan.services.records.amending import (
 )
 from immunoplan.services.records.common import as_input, basis_json, find_course, find_patient, lock_row
 from immunoplan.services.records.courses import course_by_id, planned_with_omalizumab, stored_label_dose
-from immunoplan.services.records.fields import OptionalClinicInstant, local_row
+from immunoplan.services.records.fields import OptionalClinicInstant, local_row, refuse_future_instant
 
 USE_CASE = "record_omalizumab"
 Row = m.OmalizumabAdministration
@@ -133,6 +133,7 @@ def record_dose(
     of another patient is a `LookupError` (404)."""
     d = as_input(OmalizumabDoseIn, data)
     when = d.given_at or clock.now()
+    refuse_future_instant("given_at", when)
 
     def fn(s: Session) -> dict[str, Any]:
         c = _planned_course(s, d.course_id, patient_id=patient_id)
@@ -172,6 +173,7 @@ def record_omalizumab(
     """Record an omalizumab administration (keyword style). With a ``course_id`` the course must be planned
     with omalizumab and its stored label dose gives the interval and basis when none is passed."""
     when = clock.parse_local("given_at", given_at)
+    refuse_future_instant("given_at", when)
     dose = limit("omalizumab_dose_mg").check(dose_mg, "dose_mg")
     interval = limit("omalizumab_interval_weeks").check_optional(interval_weeks, "interval_weeks")
 
@@ -224,6 +226,7 @@ def amend_administration(
     values: dict[str, Any] = {}
     if "given_at" in changes:
         when = clock.parse_local("given_at", changes["given_at"])
+        refuse_future_instant("given_at", when)
         other = same_minute_administration(s, row.patient_id, when, other_than=row.id)
         if other is not None:
             raise Conflict(

@@ -41,7 +41,12 @@ from immunoplan.services.records.amending import (
     stamp_amended,
 )
 from immunoplan.services.records.common import as_row, basis_json, find_patient, find_visit
-from immunoplan.services.records.fields import OptionalClinicInstant, choice_field, one_of
+from immunoplan.services.records.fields import (
+    OptionalClinicInstant,
+    choice_field,
+    one_of,
+    refuse_future_instant,
+)
 from immunoplan.services.unit_of_work import write
 
 #: Findings a reaction may record: the symptom codes every grading scale reads (``grading_symptoms``) and the
@@ -166,6 +171,7 @@ def add_reaction(s: Session, p: m.Patient, r: ReactionIn) -> m.Reaction:
     """Write reaction ``r`` of patient ``p`` in the caller's transaction (flushed: it has its id)."""
     grade, version, basis = _graded(r)
     course_id, dose_time, step_id = _cause(s, p, r)
+    refuse_future_instant("onset_at", r.onset_at)
     minutes, days = _timing(s, course_id, dose_time, r.onset_at)
     visit = find_visit(s, p, r.visit_code)
     treatment = (

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from immunoplan import clock
 from immunoplan.clinical.immunotherapy import due_status
-from immunoplan.errors import InvalidInput
+from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.records.injections.inputs import IMMUNOTHERAPY_KINDS
@@ -22,10 +22,9 @@ def list_due_injections(
     ``window_days``, each with its status from `immunoplan.clinical.immunotherapy.due_status` (the one
     definition of due/late). The windows are the caller's clinic policy, not clinical thresholds."""
     day = clock.parse_date("as_of", as_of) if as_of not in (None, "") else clock.today()
-    for name, val in (("window_days", window_days), ("grace_days", grace_days)):
-        if int(val) < 0:
-            raise InvalidInput(name, "must not be negative", "[0, inf)")
-    horizon = day + timedelta(days=int(window_days))
+    window = int(limit("due_window_days").check(window_days, "window_days"))
+    grace = int(limit("due_grace_days").check(grace_days, "grace_days"))
+    horizon = day + timedelta(days=window)
     with reg.session() as s:
         rows = s.execute(
             select(m.Course, m.Patient.pseudo_id)
@@ -40,7 +39,7 @@ def list_due_injections(
         ).all()
         out = []
         for c, pid in rows:
-            status = due_status(c.next_due_on, day, int(grace_days), int(window_days))
+            status = due_status(c.next_due_on, day, grace, window)
             if status is None or c.next_due_on is None:
                 continue
             last = s.scalars(

@@ -8,23 +8,22 @@ from typing import Annotated
 
 from pydantic import Field
 
-from immunoplan import reference
 from immunoplan.clinical import vocabularies
 from immunoplan.reference.limits import limit
 from immunoplan.services.inputs import InputModel
-from immunoplan.services.records.fields import CLINIC_TIME, OptionalClinicInstant, choice_field, one_of
+from immunoplan.services.records.fields import (
+    CLINIC_TIME,
+    OptionalClinicInstant,
+    choice_field,
+    future_tolerance_minutes,  # noqa: F401  (re-exported)
+    one_of,
+)
 
 IMMUNOTHERAPY_KINDS = ("SCIT", "RIT", "cluster", "OIT")
 #: reactions the SCIT rules read: systemic grades on these scales, local reactions as ``local-size`` grades
 ENGINE_SCALES = vocabularies.SCIT_ADJUSTMENT_SCALES
 LOCAL_SCALE = "local-size"
 RECORDING = "registry_recording"
-
-
-def future_tolerance_minutes() -> int:
-    """How far after the clinic clock a time recorded as given may be (project rule,
-    ``registry_recording``)."""
-    return int(reference.load(RECORDING)["future_tolerance_minutes"]["value"])
 
 
 class InjectionIn(InputModel):

@@ -20,6 +20,7 @@ from immunoplan.services import unit_of_work
 from immunoplan.services.inputs import validate
 from immunoplan.services.records.common import plain_decimal
 from immunoplan.services.records.courses import course_by_id
+from immunoplan.services.records.fields import refuse_future_instant
 from immunoplan.services.records.injections.history import (
     catalogue_ids,
     injection_row,
@@ -30,9 +31,7 @@ from immunoplan.services.records.injections.history import (
 )
 from immunoplan.services.records.injections.inputs import (
     IMMUNOTHERAPY_KINDS,
-    RECORDING,
     InjectionIn,
-    future_tolerance_minutes,
 )
 
 
@@ -86,13 +85,7 @@ def dose_in_product_units(
 
 def refuse_future_given_at(when: datetime, now: datetime) -> None:
     """``given_at`` at most ``future_tolerance_minutes`` after the clinic clock (``registry_recording``)."""
-    tol = future_tolerance_minutes()
-    if when > now + timedelta(minutes=tol):
-        raise InvalidInput(
-            "given_at",
-            f"{clock.format_local(when)} is in the future (clinic clock {clock.format_local(now)})",
-            f"at most {tol} min after the clinic clock (project rule, {RECORDING})",
-        )
+    refuse_future_instant("given_at", when)
 
 
 def same_minute_injections(
@@ -114,10 +107,14 @@ def same_minute_injections(
     ]
 
 
-def _refuse_same_act(s: Session, c: m.Course, units: Decimal, when: datetime) -> None:
-    """``registry_recording`` ``same-clinical-act``: same course, same dose, same minute."""
+def _refuse_same_act(
+    s: Session, c: m.Course, units: Decimal, volume_ml: Decimal | None, when: datetime
+) -> None:
+    """``registry_recording`` ``same-clinical-act``: same course, same minute, and the same dose or the same
+    volume (a re-entry of the same 0.1 mL without its vial computes its dose from another vial)."""
     for i in same_minute_injections(s, c.id, when):
-        if Decimal(i.dose) == units:
+        same_volume = volume_ml is not None and i.volume_ml is not None and Decimal(i.volume_ml) == volume_ml
+        if Decimal(i.dose) == units or same_volume:
             raise Conflict(
                 "given_at",
                 f"the same injection is already recorded: injection {i.id} given "
@@ -185,7 +182,7 @@ def record(
         prior = [i for i in live if clock.to_utc_stored(i.given_at) <= when]
         before_view, before = next_injection_view(c, prior, reactions_by_injection(s, prior), when)
         units, unit, vial = dose_in_product_units(c, data, before)
-        _refuse_same_act(s, c, units, when)
+        _refuse_same_act(s, c, units, data.dose_ml, when)
         overridden = _before_earliest(before, before_view, when, data.override_reason)
         phase = data.phase or (before.decision.phase if before and before.decision.dose else None)
         inj = m.Injection(

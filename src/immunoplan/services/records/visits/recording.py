@@ -26,6 +26,7 @@ from immunoplan.services.records.common import (
     opt_int,
     save_row,
 )
+from immunoplan.services.records.fields import not_future
 from immunoplan.services.records.visits.inputs import USE_CASE, VisitIn
 from immunoplan.services.records.visits.lookups import (
     course_of_visit,
@@ -92,6 +93,8 @@ def record_visit_with_results(
             "results", "enter at least one questionnaire, a spirometry result or a laboratory result"
         )
 
+    not_future("visit_on")(v.visit_on)
+
     def run(s: Session) -> dict[str, Any]:
         p = visit_patient(s, patient_id, lock=True)
         age = age_at(p, v.visit_on)
@@ -140,6 +143,7 @@ def record_visit(
     the same patient, code and date is a `Conflict` naming it."""
     code = ck.choice("code", code, VISIT_CODES)
     day = clock.parse_date("visit_on", visit_on)
+    not_future("visit_on")(day)
     wk = opt_int("week", week)
     med = limit("medication_score").check_optional(medication_score)
     step = int_or_none(ck.patient_number("asthma_step", asthma_step))
