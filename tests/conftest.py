@@ -13,7 +13,7 @@ from immunoplan.cli import main
 
 #: Every test runs at this clinic time unless it pins its own (`clock.frozen`): no test reads the real clock.
 TEST_ZONE = "Europe/Oslo"
-TEST_NOW = "2026-06-15T10:00"
+TEST_NOW = "2026-12-01T10:00"
 
 
 @pytest.fixture(autouse=True)

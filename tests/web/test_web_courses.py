@@ -4,6 +4,7 @@ record injection, observation timer, reaction with guided grading, next dose upd
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -124,6 +125,7 @@ def test_injection_day_reaction_changes_next_dose(
     assert expected["report"] in html_text(g.text)
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(m.Reaction)) == 0  # grading saves nothing
+    clock.set_now(clock.now() + timedelta(minutes=20))  # the reaction is recorded after its onset
     r = nurse.post(f"/patients/{pid}/courses/{cid}/reactions", reaction)
     assert r.status_code == 303, r.text[:500]
     r = nurse.get(r.headers["location"])
@@ -349,12 +351,12 @@ def test_omalizumab_alone_course_and_its_dose_form(
     text = html_text(clinician.get(course_url).text)
     assert "omalizumab course" in text and "label dose 300 mg every 4 weeks" in text
     day = nurse.get(course_url).text
-    form = {"dose_mg": "300", "given_at": f"{clock.today().isoformat()}T10:15", "idempotency_key": _key(day)}
+    form = {"dose_mg": "300", "given_at": f"{clock.today().isoformat()}T09:45", "idempotency_key": _key(day)}
     first = nurse.post(f"{course_url}/omalizumab-doses", form)
     again = nurse.post(f"{course_url}/omalizumab-doses", form)  # double submit: the same key
     assert first.status_code == again.status_code == 303
     shown = nurse.get(first.headers["location"])
-    assert "Omalizumab dose recorded" in shown.text and "10:15" in html_text(shown.text)
+    assert "Omalizumab dose recorded" in shown.text and "09:45" in html_text(shown.text)
     assert clock.zone_name() in shown.text  # times are printed with the clinic zone
     same_act = nurse.post(f"{course_url}/omalizumab-doses", {**form, "idempotency_key": _key(shown.text)})
     assert same_act.status_code == 409 and "already recorded" in same_act.text  # another key, the same act
