@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the whole workflow on the embedded SQLite default, then the web app.
 #   1 assess two example patients   2 build the demo registry   3 plan (omalizumab, desensitization, SCIT)
-#   4 what is due in the clinic     5 the cohort report         6 serve the web app (DEMO_SERVE=0 skips it)
+#   4 record care and what is due   5 the cohort report         6 serve the web app (DEMO_SERVE=0 skips it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IP=${IMMUNOPLAN:-.venv/bin/immunoplan}
@@ -33,7 +33,19 @@ step "3d. Plan: Alutard SQ house dust mite cluster schedule (injection record PD
 "$IP" scit schedule --product alutard-sq-hdm --regimen cluster --start 2027-01-04 --start-time 09:00 \
   --sheet "$PLANS/scit-cluster.pdf"
 
-step "4. Clinic: injections due or late"
+step "4a. Treat and record: a new patient, a cluster course from today, its first injection now (clinic time)"
+PY=${PYTHON_BIN:-.venv/bin/python}
+json_id() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)["id"])'; }
+clinic_date() { if [ -n "${IMMUNOPLAN_TIMEZONE:-}" ]; then TZ="$IMMUNOPLAN_TIMEZONE" date "$@"; else date "$@"; fi; }
+PID=$("$IP" patient add --db "$DB" --mrn DEMO-100234 --name "Kari Nordmann" --birth-date 1988-04-02 \
+  --sex female --weight-kg 64 --by demo-clinician --json | json_id)
+CID=$("$IP" course plan --db "$DB" --patient "$PID" --kind scit --product alutard-sq-hdm --regimen cluster \
+  --start "$(clinic_date +%F)" --by demo-clinician --json | json_id)
+"$IP" injection next --db "$DB" --course "$CID"
+"$IP" injection record --db "$DB" --course "$CID" --dose-ml 0.1 --vial 1 --lot DEMO-LOT-1 \
+  --given-at "$(clinic_date +%FT%H:%M)" --by demo-nurse
+
+step "4b. Clinic: injections due or late"
 "$IP" due --db "$DB" --window-days 3
 
 step "5. Analyse: the seed studies' analyses reproduced from the registry"

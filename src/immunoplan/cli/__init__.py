@@ -93,13 +93,14 @@ for _module in (
 
 
 def _one_line(exc: _cx.ClickException) -> str:
+    # MissingParameter is a BadParameter with an empty message: test it first
+    if isinstance(exc, _cx.MissingParameter) and exc.param is not None:
+        name = exc.param.opts[0] if getattr(exc.param, "opts", None) else exc.param.name
+        return f"{name}: missing (required)"
     if isinstance(exc, _cx.BadParameter) and exc.param is not None:
         name = exc.param.opts[0] if getattr(exc.param, "opts", None) else exc.param.name
         # a parser's ValueError reaches us through pydantic, which prefixes "Value error, "
         return f"{name}: {exc.message.removeprefix('Value error, ')}"
-    if isinstance(exc, _cx.MissingParameter) and exc.param is not None:
-        name = exc.param.opts[0] if getattr(exc.param, "opts", None) else exc.param.name
-        return f"{name}: missing (required)"
     return exc.format_message()
 
 
