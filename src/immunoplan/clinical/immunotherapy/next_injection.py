@@ -26,7 +26,6 @@ from typing import Any
 
 from immunoplan import reference
 from immunoplan.errors import InvalidInput
-from immunoplan.reference import Basis
 
 from .adjustment import (
     DATA,
@@ -135,7 +134,7 @@ def _no_history_interval() -> Interval:
     return Interval(
         r0["id"],
         "first injection of the course: no earlier injection, so no interval applies",
-        Basis("scit_adjustment", reference.load(DATA)["version"], r0["source"], "VERIFIED", r0["id"]),
+        reference.basis(DATA, r0["id"], source=r0["source"]),
     )
 
 
