@@ -12,7 +12,6 @@ never re-posts); a refusal shows its message on the page (422 invalid input, 409
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -145,7 +144,7 @@ def _session_context(request: Request, session_id: int, **extra: Any) -> dict[st
         "statuses": rules.STEP_STATUSES,
         "outcomes": rules.OUTCOMES,
         "options": [(o["id"], o["text"]) for o in options],
-        "reaction_steps": _reaction_steps(v),
+        "reaction_steps": svc.reaction_steps(v),
         "sheets": SHEETS,
         "errors": {},
         "message": None,
@@ -173,19 +172,6 @@ def _finding_groups() -> list[tuple[str, list[str]]]:
         seen.update(codes)
         groups.append((title, codes))
     return groups
-
-
-def _reaction_steps(v: Mapping[str, Any]) -> list[int]:
-    """Steps a breakthrough can be recorded at now: the last one recorded in the active protocol and the
-    next one (the service decides; the form only offers these)."""
-    part = next((p for p in v["protocols"] if p["active"]), None)
-    if part is None or v["finished"]:
-        return []
-    recorded = [st["step"] for st in part["steps"] if st["recorded"]]
-    out = [max(recorded)] if recorded else []
-    if v["next_step"] is not None and v["next_step"]["replan_no"] == part["replan_no"]:
-        out.append(v["next_step"]["step_no"])
-    return out
 
 
 @router.get(

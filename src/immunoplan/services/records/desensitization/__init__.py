@@ -53,7 +53,7 @@ from immunoplan.services.records.desensitization.sessions import (
 )
 from immunoplan.services.records.desensitization.state import session_state, view_json
 from immunoplan.services.records.desensitization.steps import mark_step, record_step
-from immunoplan.services.records.desensitization.views import blocked_reason, session_view
+from immunoplan.services.records.desensitization.views import blocked_reason, reaction_steps, session_view
 
 __all__ = [
     "BREAKTHROUGH_SCALE",
@@ -71,6 +71,7 @@ __all__ = [
     "StepIn",
     "amend_step",
     "blocked_reason",
+    "reaction_steps",
     "finish_session",
     "grade_breakthrough",
     "mark_step",

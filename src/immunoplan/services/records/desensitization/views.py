@@ -4,6 +4,7 @@ when none can."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from immunoplan import clock
@@ -208,3 +209,16 @@ def session_view(reg: Registry, session_id: int) -> dict[str, Any]:
             "can_complete": _last_step_given(state) and not state.finished,
             "rules": [r.to_dict() for r in rules.RULES.values()],
         }
+
+
+def reaction_steps(v: Mapping[str, Any]) -> list[int]:
+    """Steps a breakthrough can be recorded at now: the last one recorded in the active protocol and the
+    next one (`record_breakthrough` decides; the form offers only these)."""
+    part = next((p for p in v["protocols"] if p["active"]), None)
+    if part is None or v["finished"]:
+        return []
+    recorded = [st["step"] for st in part["steps"] if st["recorded"]]
+    out = [max(recorded)] if recorded else []
+    if v["next_step"] is not None and v["next_step"]["replan_no"] == part["replan_no"]:
+        out.append(v["next_step"]["step_no"])
+    return out
