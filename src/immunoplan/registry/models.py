@@ -299,7 +299,45 @@ class Injection(Correctable, Base):
     observed_minutes: Mapped[int | None] = mapped_column(Integer)
     given_by: Mapped[str | None] = mapped_column(String(64))
     override_reason: Mapped[str | None] = mapped_column(Text)  # given before the earliest time: why
+    vial_id: Mapped[int | None] = mapped_column(ForeignKey("vials.id", ondelete="SET NULL"), index=True)
+    new_vial: Mapped[bool | None] = mapped_column(Boolean)  # the new-vial rule applied (change of vial/lot)
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # pre-injection check: answers and outcome
+    dose_reason: Mapped[str | None] = mapped_column(Text)  # a dose above the dose due, or a held dose: why
     course: Mapped[Course] = relationship(back_populates="injections")
+
+
+class Vial(Correctable, Base):
+    """A patient's vial of an immunotherapy product (or an omalizumab syringe lot): what it holds, its lot
+    and expiry. An injection names the vial it was drawn from; an expired vial is refused."""
+
+    __tablename__ = "vials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[str] = mapped_column(String(64))  # scit_products id, or "omalizumab"
+    strength: Mapped[str | None] = mapped_column(String(16))  # the product's vial number (strength)
+    concentration: Mapped[str | None] = mapped_column(String(64))  # e.g. "100000 SQ-U/mL"
+    allergens: Mapped[str | None] = mapped_column(String(200))
+    colour: Mapped[str | None] = mapped_column(String(32))
+    lot: Mapped[str] = mapped_column(String(64))
+    expiry_on: Mapped[date] = mapped_column(Date)
+    opened_on: Mapped[date | None] = mapped_column(Date)
+    volume_ml: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class NoShow(Correctable, Base):
+    """A visit the patient did not come to: recorded so the front desk's recall list and the research
+    exports see it (it changes no dose; the missed-dose rules read the interval when they come back)."""
+
+    __tablename__ = "no_shows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    due_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class OmalizumabAdministration(Correctable, Base):
@@ -313,6 +351,8 @@ class OmalizumabAdministration(Correctable, Base):
     interval_weeks: Mapped[int | None] = mapped_column(Integer)
     site: Mapped[str | None] = mapped_column(String(32))
     lot: Mapped[str | None] = mapped_column(String(64))
+    expiry_on: Mapped[date | None] = mapped_column(Date)
+    observed_minutes: Mapped[int | None] = mapped_column(Integer)
     basis: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
