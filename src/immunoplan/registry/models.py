@@ -302,7 +302,6 @@ class Injection(Correctable, Base):
     vial_id: Mapped[int | None] = mapped_column(ForeignKey("vials.id", ondelete="SET NULL"), index=True)
     new_vial: Mapped[bool | None] = mapped_column(Boolean)  # the new-vial rule applied (change of vial/lot)
     checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # pre-injection check: answers and outcome
-    dose_reason: Mapped[str | None] = mapped_column(Text)  # a dose above the dose due, or a held dose: why
     course: Mapped[Course] = relationship(back_populates="injections")
 
 

@@ -46,6 +46,20 @@ class GivenInjection:
     systemic_scale: str | None = None
     systemic_grade: str | None = None
     given_at: dt.datetime | None = None
+    #: split-dose days merged into one entry (`_merge_days`): the dose of the injection that caused the day's
+    #: systemic (``reaction_dose``) or local (``local_reaction_dose``) reaction; None = ``dose`` itself
+    reaction_dose: Decimal | None = None
+    local_reaction_dose: Decimal | None = None
+
+    @property
+    def systemic_dose(self) -> Decimal:
+        """The dose that caused the systemic reaction (the reaction rules apply to it)."""
+        return self.dose if self.reaction_dose is None else self.reaction_dose
+
+    @property
+    def local_dose(self) -> Decimal:
+        """The dose that caused the local reaction."""
+        return self.dose if self.local_reaction_dose is None else self.local_reaction_dose
 
     @property
     def systemic(self) -> bool:
@@ -199,7 +213,7 @@ def next_dose(
     candidates: list[tuple[Decimal, FiredRule]] = []
     r = sysd["any"]
     if last.systemic:
-        tenth = last.dose * Decimal(r["fraction"])
+        tenth = last.systemic_dose * Decimal(r["fraction"])
         fr = FiredRule(r["id"], r["text"], True, tenth, _basis(r["id"], r["status"], r["source"]))
         candidates.append((tenth, fr))
         warnings.append(
@@ -265,7 +279,7 @@ def next_dose(
     loc = data["local"]
     if last.local_reaction != "none":
         lr = loc["rules"][last.local_reaction]
-        lunits = last.dose if lr["action"] == "repeat" else last.dose * Decimal(lr["fraction"])
+        lunits = last.local_dose if lr["action"] == "repeat" else last.local_dose * Decimal(lr["fraction"])
         fr = FiredRule(lr["id"], lr["text"], True, lunits, _basis(lr["id"], loc["status"], loc["source"]))
         candidates.append((lunits, fr))
         rules.append(fr)
@@ -278,7 +292,7 @@ def next_dose(
     rep = sysd["repeated"]
     sr = [h for h in hist if h.systemic]
     if len(sr) >= 2:
-        cap_at = min(h.dose for h in sr)
+        cap_at = min(h.systemic_dose for h in sr)
         below = [s.units for s in steps if s.units < cap_at]
         cap = below[-1] if below else steps[0].units
         fr = FiredRule(rep["id"], rep["text"], True, cap, _basis(rep["id"], rep["status"], rep["source"]))
@@ -298,6 +312,11 @@ def next_dose(
 
     units_final, fired = min(candidates, key=lambda c: c[0])
     dose = dose_for_units(product_id, units_final)
+    if dose.volume_ml < Decimal(p["min_volume_ml"]):
+        warnings.append(
+            f"{dose.volume_ml} mL is below the smallest volume of the schedule ({p['min_volume_ml']} mL; "
+            f"{p['min_volume_source']}): the clinician decides how to give it (a weaker vial, or not today)."
+        )
     if units_final >= top:
         phase = "maintenance"
     interval_days, interval = interval_days_after(
@@ -487,15 +506,24 @@ def interval_days_after(
 
 def _merge_days(hist: list[GivenInjection]) -> list[GivenInjection]:
     """Split-dose regimens (ultra-rush: the day's injections make up one maintenance dose): one entry per day,
-    dose = the day's total, keeping the worst local and any systemic reaction of that day."""
+    dose = the day's total, keeping the worst local and any systemic reaction of that day with the dose of
+    the injection that caused it (the reaction rules apply to that dose, not to the day's total)."""
     out: list[GivenInjection] = []
     for h in hist:
         if out and out[-1].date == h.date:
             prev = out[-1]
-            local = max(prev.local_reaction, h.local_reaction, key=LOCAL.index)
+            worse_local = LOCAL.index(h.local_reaction) > LOCAL.index(prev.local_reaction)
+            loc = h if worse_local else prev
             sysr = h if h.systemic else prev
             out[-1] = GivenInjection(
-                h.date, prev.dose + h.dose, local, sysr.systemic_scale, sysr.systemic_grade, h.given_at
+                h.date,
+                prev.dose + h.dose,
+                loc.local_reaction,
+                sysr.systemic_scale,
+                sysr.systemic_grade,
+                h.given_at,
+                reaction_dose=sysr.systemic_dose if sysr.systemic else None,
+                local_reaction_dose=loc.local_dose if loc.local_reaction != "none" else None,
             )
         else:
             out.append(h)

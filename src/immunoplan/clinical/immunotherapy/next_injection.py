@@ -12,6 +12,9 @@ due and the earliest clinic time it may be given, each with the rule and referen
   When the injection is computed on or after the due date, the missed-dose rules apply to the day it is given.
 - Where the reference data has no interval (e.g. maintenance after the Lee 2019 ultra-rush), ``due_date`` and
   the earliest time are None and the rule says so: no interval is invented.
+- When the last injection was given on the day asked about and the visit is not continuing, the visit is
+  complete (``visit_complete``; ``visit`` says why: ``visit-complete``, or ``visit-stops-after-reaction``
+  when a reaction ended a multi-injection visit before its last planned injection).
 
 Pure: the caller passes the history with clinic-local dates (and clinic-local times for the same-day
 interval).
@@ -54,6 +57,9 @@ class NextInjection:
     earliest_at: datetime | None
     interval: Interval
     same_visit: bool = False
+    #: the visit of ``at``'s date has had its injections: nothing more today (``visit``: why, with the rule)
+    visit_complete: bool = False
+    visit: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.decision.to_dict()
@@ -63,6 +69,8 @@ class NextInjection:
             earliest_at=self.earliest_at,
             interval=self.interval.to_dict(),
             same_visit=self.same_visit,
+            visit_complete=self.visit_complete,
+            visit=self.visit.to_dict() if self.visit else None,
         )
         return d
 
@@ -138,6 +146,35 @@ def _no_history_interval() -> Interval:
     )
 
 
+def _visit_outcome(
+    product_id: str, regimen_id: str, reg: dict[str, Any], hist: list[GivenInjection], day: date
+) -> Interval:
+    """Why the visit of ``day`` (which had injections and is not continuing) is over: complete, or stopped by
+    a reaction before the schedule visit's last injection (``scit_adjustment`` ``intervals``)."""
+    iv = reference.load(DATA)["intervals"]
+    today = [h for h in hist if h.date == day]
+    given = [h.dose for h in today]
+    reacted = [i for i, h in enumerate(today, 1) if h.systemic or h.local_reaction != "none"]
+    if reacted:
+        rows = reg["rows"]
+        doses = [dose_of(product_id, int(r["vial"]), Decimal(r["ml"])).units for r in rows]
+        for week in sorted({int(r["week"]) for r in rows}):
+            visit = [d for r, d in zip(rows, doses, strict=True) if int(r["week"]) == week]
+            if len(visit) > len(given) and visit[: len(given)] == given:
+                r = iv["visit_stopped"]
+                text = r["text"].format(
+                    given=reacted[0], planned=len(visit), remaining=len(visit) - len(given)
+                )
+                return Interval(
+                    r["id"], text, reference.basis(DATA, r["id"], status=r["status"], source=r["source"])
+                )
+    r = iv["visit_complete"]
+    basis = reference.basis(
+        "scit_products", f"{regimen_id} schedule", status=reg["status"], source=reg["source"]
+    )
+    return Interval(r["id"], r["text"].format(given=len(today)), basis)
+
+
 def next_injection(
     product_id: str,
     regimen_id: str,
@@ -181,4 +218,7 @@ def next_injection(
     due = None if days is None else merged[-1].date + timedelta(days=days)
     on = max(today, due) if due is not None else today
     decision = next_dose(product_id, regimen_id, hist, on, **kw)
+    if last.date == today:
+        visit_done = _visit_outcome(product_id, regimen_id, reg, hist, today)
+        return NextInjection(decision, due, due, None, interval, visit_complete=True, visit=visit_done)
     return NextInjection(decision, due, due, None, interval)

@@ -3,8 +3,8 @@
 - vials: a patient's vial of a product (strength = the product's vial number, concentration, allergens,
   colour, lot, expiry, opened on, volume), correctable like the other entries.
 - injections: ``vial_id`` (the vial drawn from), ``new_vial`` (the new-vial rule applied because the vial or
-  lot changed), ``checks`` (the pre-injection check's answers and outcome), ``dose_reason`` (why a dose above
-  the dose due, or despite a check that holds the dose, was given).
+  lot changed), ``checks`` (the pre-injection check's answers, its outcome and the rules overridden with
+  ``override_reason``).
 - omalizumab_administrations: ``expiry_on`` of the syringe lot and ``observed_minutes``.
 - no_shows: a due visit the patient did not come to.
 
@@ -86,7 +86,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("vial_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("new_vial", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("checks", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("dose_reason", sa.Text(), nullable=True))
         batch_op.create_index(batch_op.f("ix_injections_vial_id"), ["vial_id"], unique=False)
         batch_op.create_foreign_key(
             batch_op.f("fk_injections_vial_id_vials"), "vials", ["vial_id"], ["id"], ondelete="SET NULL"
@@ -103,7 +102,6 @@ def downgrade() -> None:
     with op.batch_alter_table("injections", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_injections_vial_id_vials"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_injections_vial_id"))
-        batch_op.drop_column("dose_reason")
         batch_op.drop_column("checks")
         batch_op.drop_column("new_vial")
         batch_op.drop_column("vial_id")

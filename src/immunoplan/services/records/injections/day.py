@@ -99,9 +99,13 @@ def injection_day(reg: Registry, patient_id: int, course_id: int) -> dict[str, A
             "until": start + timedelta(minutes=int(observation)),
         }
     earliest = nxt.get("earliest_at")
-    due_now = nxt["kind"] == "dose" and (
-        (nxt["due_date"] is None or nxt["due_date"] <= clock.today())
-        and (earliest is None or earliest <= now)
+    due_now = (
+        nxt["kind"] == "dose"
+        and not nxt["visit_complete"]
+        and (
+            (nxt["due_date"] is None or nxt["due_date"] <= clock.today())
+            and (earliest is None or earliest <= now)
+        )
     )
     return {
         "patient_id": patient_id,

@@ -85,8 +85,10 @@ def _history_entry(i: m.Injection, g: GivenInjection) -> dict[str, Any]:
         "dose": to_jsonable(i.dose),
         "unit": i.dose_unit,
         "vial": i.vial,
+        "vial_id": i.vial_id,
         "volume_ml": to_jsonable(i.volume_ml),
         "lot": i.lot,
+        "new_vial": bool(i.new_vial),
         "local_reaction": g.local_reaction,
         "systemic_reaction": {"scale": g.systemic_scale, "grade": g.systemic_grade}
         if g.systemic_grade
@@ -107,10 +109,16 @@ def _rule(r: Any) -> dict[str, Any] | None:
 
 
 def next_injection_view(
-    c: m.Course, live: list[m.Injection], reactions: dict[int, list[Any]], at: datetime
+    c: m.Course,
+    live: list[m.Injection],
+    reactions: dict[int, list[Any]],
+    at: datetime,
+    *,
+    new_vial: bool = False,
 ) -> tuple[dict[str, Any], NextInjection | None]:
     """The next injection of course ``c`` at aware instant ``at`` from its live injections: the view
-    (JSON-able values, clinic-local times) and the engine's answer (None when it cannot answer)."""
+    (JSON-able values, clinic-local times) and the engine's answer (None when it cannot answer).
+    ``new_vial``: the dose will be drawn from a new vial or lot (the new-vial rule applies)."""
     at_local = clock.local(at)
     given = [_given(i, reactions.get(i.id, [])) for i in live]
     history = [_history_entry(i, g) for i, g in zip(live, given, strict=True)]
@@ -132,7 +140,12 @@ def next_injection_view(
     else:
         try:
             nx = next_injection(
-                ids[0], ids[1], given, at_local, maintenance_interval_weeks=c.maintenance_interval_weeks
+                ids[0],
+                ids[1],
+                given,
+                at_local,
+                maintenance_interval_weeks=c.maintenance_interval_weeks,
+                new_vial=new_vial and bool(live),
             )
         except InvalidInput as exc:
             if exc.field == "at":
@@ -153,6 +166,8 @@ def next_injection_view(
             "warnings": [reason],
             "visit_injections": [],
             "same_visit": False,
+            "visit_complete": False,
+            "visit": None,
             "observation_minutes": None,
             "next_visit_after": None,
         }
@@ -174,6 +189,8 @@ def next_injection_view(
         "warnings": list(d.warnings),
         "visit_injections": to_jsonable(d.visit_injections),
         "same_visit": nx.same_visit,
+        "visit_complete": nx.visit_complete,
+        "visit": _rule(nx.visit),
         "observation_minutes": d.observation_minutes,
         "next_visit_after": d.next_due,
     }
@@ -198,16 +215,26 @@ def recompute_next_due(s: Session, c: m.Course, *, fallback_due: date | None = N
 
 
 def next_dose(
-    reg: Registry, course_id: Any, at: Any = None, *, patient_id: int | None = None
+    reg: Registry, course_id: Any, at: Any = None, *, patient_id: int | None = None, vial_id: Any = None
 ) -> dict[str, Any]:
     """What the next injection of a course is at clinic time ``at`` (default now): ``dose``/``dose_ml``,
     ``due_date``, ``earliest_at`` (clinic time) with its rule, the ``rule`` that fired (id, source, status,
     basis) and the ``history`` the engine saw (live injections with their clinic-local ``date``).
 
+    ``vial_id``: the dose is for that registered vial (checked as at an injection; a change of vial or lot
+    applies the new-vial rule, ``vial`` in the answer says so).
+
     Raises `LookupError` for an unknown course (or one of another patient when ``patient_id`` is given)."""
+    from immunoplan.services.records import vials
+
     when = clock.now() if at in (None, "") else clock.parse_local("at", at)
     with reg.session() as s:
         c = course_by_id(s, course_id, patient_id=patient_id)
         live = live_injections(s, c.id)
-        view, _ = next_injection_view(c, live, reactions_by_injection(s, live), when)
+        chosen, new = None, False
+        if vial_id not in (None, ""):
+            chosen = vials.vial_for_injection(s, vials.vial_id_of(vial_id), c, clock.local_date(when))
+            new = vials.is_new_vial(chosen, live)
+        view, _ = next_injection_view(c, live, reactions_by_injection(s, live), when, new_vial=new)
+        view["vial"] = None if chosen is None else {**vials.vial_row(chosen), "new_vial": new}
     return view

@@ -30,7 +30,10 @@ class InjectionIn(InputModel):
     """One injection as entered (web form, API body, CLI options, importer). ``given_at``: clinic time
     (empty = now). ``dose_ml`` with ``vial`` gives the dose from the product's vial strengths;
     ``dose``/``dose_unit`` (product units) are for courses without a catalogue product (imports, FHIR) and,
-    when both are given, must agree with vial x dose_ml."""
+    when both are given, must agree with vial x dose_ml. ``vial_id``: the registered vial drawn from (its
+    strength is ``vial``; its lot is the injection's). ``checks``: the pre-injection check's answers by
+    question id. ``override_reason``: why an injection is given despite a rule that refuses it (before its
+    earliest time, above the dose due, a check that holds the dose, a do-not-dose answer); recorded."""
 
     course_id: int = Field(ge=1, le=2**31 - 1)
     dose_ml: Decimal | None = limit("dose_ml").pydantic(None)
@@ -42,6 +45,8 @@ class InjectionIn(InputModel):
     )
     observed_minutes: int | None = limit("observed_minutes").pydantic(None)
     override_reason: str | None = Field(None, max_length=500)
+    vial_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    checks: dict[str, str] | None = Field(None, max_length=32)
     dose: Decimal | None = Field(None, gt=0, le=10**9)
     dose_unit: str | None = Field(None, max_length=16)
     phase: Annotated[str | None, one_of(vocabularies.INJECTION_PHASES)] = choice_field(

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from immunoplan import clock
+from immunoplan import clock, reference
 from immunoplan.clinical.immunotherapy import NextInjection, dose_of, product
 from immunoplan.errors import Conflict, InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
@@ -32,6 +33,14 @@ from immunoplan.services.records.injections.history import (
 from immunoplan.services.records.injections.inputs import (
     IMMUNOTHERAPY_KINDS,
     InjectionIn,
+)
+from immunoplan.services.records.vials import (
+    is_new_vial,
+    live_vials,
+    patient_has_vials,
+    vial_for_injection,
+    vial_row,
+    vial_rule,
 )
 
 
@@ -143,6 +152,101 @@ def _before_earliest(
     )
 
 
+def _chosen_vial(s: Session, c: m.Course, data: InjectionIn, when: datetime) -> m.Vial | None:
+    """The registered vial the dose is drawn from (checked: `vials.vial_for_injection`); required once the
+    patient has vials of the course's product (``registry_recording`` ``vial-required``)."""
+    day = clock.local_date(when)
+    if data.vial_id is not None:
+        v = vial_for_injection(s, data.vial_id, c, day)
+        if data.lot and data.lot != v.lot:
+            raise InvalidInput(
+                "lot", f"vial {v.id} is lot {v.lot}, not {data.lot}", f"{v.lot} (or leave lot empty)"
+            )
+        if data.vial is not None and data.vial != v.strength:
+            raise InvalidInput(
+                "vial", f"vial {v.id} is strength {v.strength}", f"{v.strength} (or leave it empty)"
+            )
+        return v
+    if catalogue_ids(c) is not None and patient_has_vials(s, c):
+        r = vial_rule("vial-required")
+        usable = [v for v in live_vials(s, c) if v.expiry_on >= day]
+        accepted = ", ".join(
+            f"{v.id} (strength {v.strength}, lot {v.lot}, expires {v.expiry_on})" for v in usable
+        )
+        raise InvalidInput(
+            "vial_id", f"{r['text']} (rule {r['id']})", accepted or "register an in-date vial first"
+        )
+    return None
+
+
+def _refuse_against_due(
+    before: NextInjection | None, view: dict[str, Any], units: Decimal, unit: str, reason: str | None
+) -> dict[str, Any] | None:
+    """A dose the engine does not allow: any dose when it answers do-not-dose, or a dose above the dose due
+    (``registry_recording`` ``dose-above-due``). Refused without ``override_reason``; with one, the rule
+    overridden is returned (recorded with the injection)."""
+    if before is None:
+        return None
+    rule = view.get("rule") or {}
+    if before.decision.kind == "do-not-dose":
+        if reason:
+            return {"rule": rule, "kind": "do-not-dose"}
+        raise InvalidInput(
+            "dose_ml",
+            f"no dose is due (rule {rule.get('id')}: {rule.get('text')}; {rule.get('status')}, "
+            f"{rule.get('source')})",
+            "no injection, or give override_reason",
+        )
+    due = before.decision.dose
+    if before.decision.kind != "dose" or due is None or units <= due.units:
+        return None
+    above = reference.load("registry_recording")["dose_above_due"]
+    if reason:
+        return {"rule": rule, "kind": above["id"], "dose_due": plain_decimal(due.units)}
+    raise InvalidInput(
+        "dose_ml",
+        f"{units} {unit} is above the dose due, {plain_decimal(due.units)} {unit} = vial {due.vial} x "
+        f"{plain_decimal(due.volume_ml)} mL (rule {rule.get('id')}: {rule.get('text')}; "
+        f"{rule.get('status')}, {rule.get('source')}; {above['id']}: {above['text']})",
+        f"<= {plain_decimal(due.volume_ml)} mL of vial {due.vial}, or give override_reason",
+    )
+
+
+def _pre_injection_check(data: InjectionIn, reason: str | None) -> dict[str, Any] | None:
+    """The pre-injection check's outcome for the answers given (None when none were): a check that holds the
+    dose refuses the injection unless ``override_reason`` is given."""
+    if not data.checks:
+        return None
+    from immunoplan.clinical.immunotherapy.preinjection import evaluate_check
+
+    outcome = evaluate_check(data.checks).to_dict()
+    if outcome["holds"] and not reason:
+        first = outcome["holds"][0]
+        b = first["basis"]
+        raise InvalidInput(
+            f"check.{first['id']}",
+            f"holds the dose: {first['text']} (rule {first['id']}; {b['status']}, {b['source']})",
+            "answer again when it no longer applies, or give override_reason",
+        )
+    return outcome
+
+
+def _checks_record(
+    check: dict[str, Any] | None, refused: dict[str, Any] | None, early: bool, view: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What is stored in ``injections.checks``: the pre-injection check and every rule overridden."""
+    overridden = []
+    if early:
+        overridden.append({"kind": "before-earliest", "earliest_at": view.get("earliest_at")})
+    if refused is not None:
+        overridden.append(refused)
+    if check is not None and check["holds"]:
+        overridden.extend({"kind": "check-holds", "rule": h["id"]} for h in check["holds"])
+    if check is None and not overridden:
+        return None
+    return to_jsonable({"pre_injection": check, "overridden": overridden})  # type: ignore[no-any-return]
+
+
 def _immunotherapy_course(s: Session, course_id: int, patient_id: int | None) -> m.Course:
     try:
         c = course_by_id(s, course_id, lock=True, patient_id=patient_id)
@@ -180,10 +284,17 @@ def record(
         refuse_future_given_at(when, now)
         live = live_injections(s, c.id)
         prior = [i for i in live if clock.to_utc_stored(i.given_at) <= when]
-        before_view, before = next_injection_view(c, prior, reactions_by_injection(s, prior), when)
-        units, unit, vial = dose_in_product_units(c, data, before)
+        chosen = _chosen_vial(s, c, data, when)
+        new_vial = chosen is not None and is_new_vial(chosen, prior)
+        data_in = data.model_copy(update={"vial": chosen.strength}) if chosen is not None else data
+        before_view, before = next_injection_view(
+            c, prior, reactions_by_injection(s, prior), when, new_vial=new_vial
+        )
+        units, unit, vial = dose_in_product_units(c, data_in, before)
         _refuse_same_act(s, c, units, data.dose_ml, when)
         overridden = _before_earliest(before, before_view, when, data.override_reason)
+        refused = _refuse_against_due(before, before_view, units, unit, data.override_reason)
+        check = _pre_injection_check(data, data.override_reason)
         phase = data.phase or (before.decision.phase if before and before.decision.dose else None)
         inj = m.Injection(
             course_id=c.id,
@@ -195,11 +306,14 @@ def record(
             volume_ml=data.dose_ml,
             vial=vial,
             site=data.site,
-            lot=data.lot,
+            lot=chosen.lot if chosen is not None else data.lot,
             given_by=actor,
             phase=phase,
             observed_minutes=data.observed_minutes,
             override_reason=data.override_reason,
+            vial_id=chosen.id if chosen is not None else None,
+            new_vial=new_vial if chosen is not None else None,
+            checks=_checks_record(check, refused, overridden, before_view),
         )
         s.add(inj)
         s.flush()
@@ -225,7 +339,23 @@ def record(
                 f"The dose given ({units} {unit}) differs from the dose due ({due_dose} {unit}, rule "
                 f"{rule.get('id')})."
             )
-        out = {**injection_row(inj), "next": nxt, "warnings": warnings}
+        if chosen is None and catalogue_ids(c) is not None:
+            warnings.append("No vial chosen: the lot and expiry of the vial were not checked.")
+        if new_vial:
+            strength = chosen.strength if chosen else "?"
+            warnings.append(
+                f"New vial or lot at strength {strength}: the new-vial rule applied to the dose due "
+                f"(rule {(before_view.get('rule') or {}).get('id')})."
+            )
+        if check is not None:
+            warnings.extend(f"Pre-injection check: {w['text']}" for w in check["warnings"])
+        out = {
+            **injection_row(inj),
+            "vial_record": vial_row(chosen) if chosen is not None else None,
+            "check": check,
+            "next": nxt,
+            "warnings": warnings,
+        }
         if overridden:
             out["override"] = {
                 "reason": data.override_reason,
