@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 from immunoplan import __version__
 from immunoplan.cli import (
     analysis,
+    anaphylaxis,
     assess,
     assessment_record,
     course,
@@ -88,6 +89,7 @@ for _module in (
     analysis,
     web,
     reference_cmd,
+    anaphylaxis,
 ):
     _module.register(app)
 
