@@ -42,7 +42,7 @@ PID=$("$IP" patient add --db "$DB" --mrn DEMO-100234 --name "Kari Nordmann" --bi
 CID=$("$IP" course plan --db "$DB" --patient "$PID" --kind scit --product alutard-sq-hdm --regimen cluster \
   --start "$(clinic_date +%F)" --by demo-clinician --json | json_id)
 "$IP" injection next --db "$DB" --course "$CID"
-"$IP" injection record --db "$DB" --course "$CID" --dose-ml 0.1 --vial 1 --lot DEMO-LOT-1 \
+"$IP" injection record --db "$DB" --course "$CID" --dose-ml 0.1 --strength 1 --lot DEMO-LOT-1 \
   --given-at "$(clinic_date +%FT%H:%M)" --by demo-nurse
 
 step "4b. Clinic: injections due or late"

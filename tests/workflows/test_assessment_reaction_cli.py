@@ -15,7 +15,7 @@ from immunoplan.registry import models as m
 from immunoplan.registry.db import open_registry
 
 ASSESS = "assessment record --patient {pid} --age {age} --total-ige 420 --sige 68 --json"
-INJECT = "injection record --course 1 --dose-ml 0.1 --vial 1 --given-at 2026-03-10T09:05 --json"
+INJECT = "injection record --course 1 --dose-ml 0.1 --strength 1 --given-at 2026-03-10T09:05 --json"
 REACT = "injection reaction --course 1 --kind systemic {symptoms} --by nurse.kim --json"
 
 

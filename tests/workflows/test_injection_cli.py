@@ -62,7 +62,7 @@ def test_next_before_any_injection_is_the_schedules_first_dose(cli: Any, db: Pat
 
 def test_record_prints_the_stored_injection_and_next(cli: Any, db: Path) -> None:
     r = _record(
-        cli, db, "--dose-ml", "0.1", "--vial", "1", "--given-at", "2026-03-10T09:00", "--lot", "L-123"
+        cli, db, "--dose-ml", "0.1", "--strength", "1", "--given-at", "2026-03-10T09:00", "--lot", "L-123"
     )
     assert r.code == 0, r.stderr
     j = r.json
@@ -83,7 +83,7 @@ def test_the_same_command_with_the_same_key_writes_one_row(cli: Any, db: Path) -
     args = (
         "--dose-ml",
         "0.1",
-        "--vial",
+        "--strength",
         "1",
         "--given-at",
         "2026-03-10T09:00",
@@ -97,10 +97,10 @@ def test_the_same_command_with_the_same_key_writes_one_row(cli: Any, db: Path) -
 
 
 def test_the_same_act_without_a_key_exits_2_naming_the_first_record(cli: Any, db: Path) -> None:
-    first = _record(cli, db, "--dose-ml", "0.1", "--vial", "1", "--given-at", "2026-03-10T09:00")
+    first = _record(cli, db, "--dose-ml", "0.1", "--strength", "1", "--given-at", "2026-03-10T09:00")
     r = cli(
         "injection", "record", "--course", 1, "--db", db, "--by", "nurse.lee", "--json",
-        "--dose-ml", "0.1", "--vial", "1", "--given-at", "2026-03-10T09:00:30",
+        "--dose-ml", "0.1", "--strength", "1", "--given-at", "2026-03-10T09:00:30",
     )  # fmt: skip
     assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1
     assert f"injection {first.json['id']} given 09:00 by nurse.kim" in r.stderr
@@ -110,10 +110,10 @@ def test_the_same_act_without_a_key_exits_2_naming_the_first_record(cli: Any, db
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (("--dose-ml", "25", "--vial", "1", "--given-at", "2026-03-10T09:00"), ("dose_ml", "mL")),
-        (("--dose-ml", "0.1", "--vial", "1", "--given-at", "10/03/2026"), ("given_at", "clinic time")),
-        (("--dose-ml", "0.1", "--vial", "1", "--given-at", "2026-03-10T10:00"), ("given_at", "future")),
-        (("--dose-ml", "0.1", "--vial", "7", "--given-at", "2026-03-10T09:00"), ("vial", "1, 2, 3, 4")),
+        (("--dose-ml", "25", "--strength", "1", "--given-at", "2026-03-10T09:00"), ("dose_ml", "mL")),
+        (("--dose-ml", "0.1", "--strength", "1", "--given-at", "10/03/2026"), ("given_at", "clinic time")),
+        (("--dose-ml", "0.1", "--strength", "1", "--given-at", "2026-03-10T10:00"), ("given_at", "future")),
+        (("--dose-ml", "0.1", "--strength", "7", "--given-at", "2026-03-10T09:00"), ("vial", "1, 2, 3, 4")),
         (("--dose-ml", "0.1", "--site", "leg", "--given-at", "2026-03-10T09:00"), ("site", "left arm")),
     ],
 )
@@ -127,8 +127,8 @@ def test_refusals_exit_2_with_one_line_naming_the_field_and_range(
 
 
 def test_too_early_exits_2_naming_the_rule_and_override_records_the_reason(cli: Any, db: Path) -> None:
-    assert _record(cli, db, "--dose-ml", "0.1", "--vial", "1", "--given-at", "2026-03-10T09:00").code == 0
-    early = ("--dose-ml", "0.1", "--vial", "2", "--given-at", "2026-03-10T09:04")
+    assert _record(cli, db, "--dose-ml", "0.1", "--strength", "1", "--given-at", "2026-03-10T09:00").code == 0
+    early = ("--dose-ml", "0.1", "--strength", "2", "--given-at", "2026-03-10T09:04")
     r = _record(cli, db, *early)
     assert r.code == 2 and "same-visit-interval" in r.stderr and "override_reason" in r.stderr
     ok = _record(cli, db, *early, "--override-reason", "allergist present, patient must leave")

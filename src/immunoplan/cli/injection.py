@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from immunoplan.cli.output import console, print_warnings
+from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, print_warnings
 from immunoplan.cli.registry_options import COURSE_OPT, GIVEN_AT_OPT, RegistryCall, reads, validated, writes
 from immunoplan.errors import InvalidInput
 
@@ -23,11 +23,17 @@ injection_app = typer.Typer(
 )
 
 
-def _next_dose(reg: Any, course: int, at: str | None) -> dict[str, Any]:
+def _vial_id(value: str | None) -> int | None:
+    from immunoplan.services.records.vials import vial_id_of
+
+    return None if value in (None, "") else vial_id_of(value)
+
+
+def _next_dose(reg: Any, course: int, at: str | None, vial: str | None) -> dict[str, Any]:
     from immunoplan.services.records import injections
 
     try:
-        return injections.next_dose(reg, course, at)
+        return injections.next_dose(reg, course, at, vial_id=_vial_id(vial))
     except LookupError:
         raise InvalidInput("--course", f"no course {course} in the registry") from None
 
@@ -37,6 +43,8 @@ def _print_rule(label: str, r: dict[str, Any]) -> None:
 
 
 def _render_next(n: dict[str, Any]) -> None:
+    if n.get("visit_complete") and n.get("visit"):
+        _print_rule("visit complete: ", n["visit"])
     if n["kind"] == "dose" and n["dose"]:
         d = n["dose"]
         console.print(
@@ -68,17 +76,33 @@ def record(
     course: int = COURSE_OPT,
     dose_ml: str = typer.Option(..., "--dose-ml", help="Volume injected (mL)."),
     given_at: str = GIVEN_AT_OPT,
-    lot: str = typer.Option(None, "--lot", help="Lot number of the vial."),
-    vial: str = typer.Option(None, "--vial", help="Vial number (default: the vial of the dose due)."),
+    vial: str = typer.Option(
+        None, "--vial", help="Registered vial id (`vial add`); required once the patient has vials."
+    ),
+    strength: str = typer.Option(
+        None,
+        "--strength",
+        help="Vial number (strength) when no vial is registered (default: the dose due's).",
+    ),
+    lot: str = typer.Option(None, "--lot", help="Lot number, when no vial is registered (else the vial's)."),
+    check: list[str] = typer.Option(
+        None, "--check", help="Pre-injection check answer NAME=VALUE (repeat); see `injection questions`."
+    ),
     site: str = typer.Option(None, "--site", help="Injection site (left arm, right arm)."),
     observed_minutes: str = typer.Option(None, "--observed-minutes", help="Observation after it (min)."),
-    override_reason: str = typer.Option(
-        None, "--override-reason", help="Why it is given before its earliest time (recorded)."
+    reason: str = typer.Option(
+        None,
+        "--reason",
+        "--override-reason",
+        help="Why it is given although a rule refuses it (before its earliest time, above the dose due, a "
+        "check that holds the dose); recorded.",
     ),
     *,
     call: RegistryCall,
 ) -> None:
-    """Record an injection; prints the stored injection and `next` (what `injection next` answers now)."""
+    """Record an injection; prints the stored injection and `next` (what `injection next` answers now).
+    Refusals name the rule: the interval, an expired vial, a dose above the dose due, a check that holds."""
+    from immunoplan.clinical.immunotherapy.preinjection import parse_check_answers
     from immunoplan.services.records import injections
 
     data = validated(
@@ -87,10 +111,12 @@ def record(
         dose_ml=dose_ml,
         given_at=given_at,
         lot=lot,
-        vial=vial,
+        vial_id=_vial_id(vial),
+        vial=strength,
+        checks=parse_check_answers(list(check)) if check else None,
         site=site,
         observed_minutes=observed_minutes,
-        override_reason=override_reason,
+        override_reason=reason,
     )
     call.emit(call.write(injections.record, data), _render_recorded)
 
@@ -100,11 +126,15 @@ def record(
 def next_cmd(
     course: int = COURSE_OPT,
     at: str = typer.Option(None, "--at", help="As of this clinic time (YYYY-MM-DDTHH:MM; default now)."),
+    vial: str = typer.Option(
+        None, "--vial", help="For this registered vial (a new vial/lot lowers the dose)."
+    ),
     *,
     call: RegistryCall,
 ) -> None:
-    """The next injection of a course: dose_ml, due_date, earliest_at, the rule and the history it used."""
-    call.emit(call.read(_next_dose, course, at), _render_next)
+    """The next injection of a course: dose_ml, due_date, earliest_at (the interval rule), visit_complete,
+    observation_minutes, the rule that fired and the history it used."""
+    call.emit(call.read(_next_dose, course, at, vial), _render_next)
 
 
 def _reaction_to_last(
@@ -120,7 +150,7 @@ def _reaction_to_last(
         raise InvalidInput("--course", f"no course {course} in the registry") from None
 
 
-def _render_reaction(r: dict[str, Any]) -> None:
+def render_reaction(r: dict[str, Any]) -> None:
     g = r.get("grading") or {}
     reaction = r.get("reaction") or r
     console.print(
@@ -161,7 +191,23 @@ def reaction(
         epinephrine_minutes=epinephrine_minutes,
         onset_minutes=onset_minutes,
     )
-    call.emit(call.write(_reaction_to_last, course, data), _render_reaction)
+    call.emit(call.write(_reaction_to_last, course, data), render_reaction)
+
+
+@injection_app.command("questions")
+def questions(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
+    """The pre-injection check: each question's id (for ``--check NAME=VALUE``), accepted answers, what it
+    does (hold the dose or warn), its source and status."""
+    from immunoplan.clinical.immunotherapy.preinjection import check_questions
+
+    emit({"questions": check_questions()}, as_json, _render_questions)
+
+
+def _render_questions(r: dict[str, Any]) -> None:
+    for q in r["questions"]:
+        console.print(
+            f"[bold]{q['id']}[/bold] ({q['accepted']}): {q['question']} -> {q['action']} [{q['status']}]"
+        )
 
 
 def register(app: typer.Typer) -> None:

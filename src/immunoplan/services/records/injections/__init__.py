@@ -48,6 +48,7 @@ from immunoplan.services.records.injections.inputs import (
 )
 from immunoplan.services.records.injections.reaction import (
     grade_injection_reaction,
+    record_reaction_to_injection,
     record_reaction_to_last_injection,
 )
 from immunoplan.services.records.injections.recording import (
@@ -86,6 +87,7 @@ __all__ = [
     "recompute_course_after_correction",
     "record",
     "record_injection",
+    "record_reaction_to_injection",
     "record_reaction_to_last_injection",
     "refuse_future_given_at",
     "same_minute_injections",

@@ -41,6 +41,21 @@ def grade_injection_reaction(data: InjectionReactionIn) -> dict[str, Any]:
     return to_jsonable(graded)  # type: ignore[no-any-return]
 
 
+def record_reaction_to_injection(
+    reg: Registry, actor: str, injection_id: int, data: InjectionReactionIn, *, idempotency_key: Any = None
+) -> dict[str, Any]:
+    """`record_reaction_to_last_injection` for a named live injection (a delayed reaction may be recorded
+    after a later injection); `LookupError` when there is no such live injection."""
+    with reg.session() as s:
+        inj = s.get(m.Injection, int(injection_id))
+        if inj is None or inj.voided:
+            raise LookupError(f"no injection {injection_id}")
+        course_id = inj.course_id
+    return record_reaction_to_last_injection(
+        reg, actor, None, course_id, data, idempotency_key=idempotency_key, injection_id=int(injection_id)
+    )
+
+
 def record_reaction_to_last_injection(
     reg: Registry,
     actor: str,
@@ -49,6 +64,7 @@ def record_reaction_to_last_injection(
     data: InjectionReactionIn,
     *,
     idempotency_key: Any = None,
+    injection_id: int | None = None,
 ) -> dict[str, Any]:
     """Grade (systemic) and record a reaction to the course's last live injection, in one transaction with
     the course's next due date recomputed by the engine (a reaction changes the next dose and ends a visit's
@@ -82,6 +98,11 @@ def record_reaction_to_last_injection(
                 "record the injection first: a reaction is linked to the injection that caused it",
             )
         last = live[-1]
+        if injection_id is not None:
+            named = [i for i in live if i.id == injection_id]
+            if not named:
+                raise LookupError(f"no injection {injection_id}")
+            last = named[0]
         onset = None
         if data.onset_minutes is not None:
             onset = clock.to_utc_stored(last.given_at) + timedelta(minutes=float(data.onset_minutes))

@@ -34,6 +34,7 @@ from immunoplan.services.records.injections.inputs import (
     IMMUNOTHERAPY_KINDS,
     InjectionIn,
 )
+from immunoplan.services.records.patients import age_on
 from immunoplan.services.records.vials import (
     is_new_vial,
     live_vials,
@@ -212,14 +213,21 @@ def _refuse_against_due(
     )
 
 
-def _pre_injection_check(data: InjectionIn, reason: str | None) -> dict[str, Any] | None:
+def _age_years(s: Session, c: m.Course, when: datetime) -> int | None:
+    p = s.get(m.Patient, c.patient_id)
+    return None if p is None else age_on(p.birth_date, p.age_years, clock.local_date(when))
+
+
+def _pre_injection_check(
+    data: InjectionIn, reason: str | None, age_years: int | None
+) -> dict[str, Any] | None:
     """The pre-injection check's outcome for the answers given (None when none were): a check that holds the
     dose refuses the injection unless ``override_reason`` is given."""
     if not data.checks:
         return None
     from immunoplan.clinical.immunotherapy.preinjection import evaluate_check
 
-    outcome = evaluate_check(data.checks).to_dict()
+    outcome = evaluate_check(data.checks, age_years=age_years).to_dict()
     if outcome["holds"] and not reason:
         first = outcome["holds"][0]
         b = first["basis"]
@@ -294,7 +302,7 @@ def record(
         _refuse_same_act(s, c, units, data.dose_ml, when)
         overridden = _before_earliest(before, before_view, when, data.override_reason)
         refused = _refuse_against_due(before, before_view, units, unit, data.override_reason)
-        check = _pre_injection_check(data, data.override_reason)
+        check = _pre_injection_check(data, data.override_reason, _age_years(s, c, when))
         phase = data.phase or (before.decision.phase if before and before.decision.dose else None)
         inj = m.Injection(
             course_id=c.id,
@@ -383,6 +391,8 @@ def record_injection(
     phase: str | None = None,
     observed_minutes: Any = None,
     override_reason: str | None = None,
+    vial_id: Any = None,
+    checks: dict[str, str] | None = None,
     next_due_on: Any = None,
     idempotency_key: Any = None,
 ) -> dict[str, Any]:
@@ -399,6 +409,8 @@ def record_injection(
             "site": site,
             "observed_minutes": observed_minutes,
             "override_reason": override_reason,
+            "vial_id": None if vial_id in (None, "") else vial_id,
+            "checks": checks,
             "dose": dose,
             "dose_unit": dose_unit,
             "phase": phase,
