@@ -13,7 +13,7 @@ recorded (entries not voided) is a `Conflict` naming the first record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from immunoplan import clock
+from immunoplan import clock, reference
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
@@ -34,9 +34,21 @@ from immunoplan.services.records.amending import (
     refuse_unknown_fields,
     stamp_amended,
 )
-from immunoplan.services.records.common import as_input, basis_json, find_course, find_patient, lock_row
+from immunoplan.services.records.common import (
+    as_input,
+    basis_json,
+    find_course,
+    find_patient,
+    live_rows,
+    lock_row,
+)
 from immunoplan.services.records.courses import course_by_id, planned_with_omalizumab, stored_label_dose
-from immunoplan.services.records.fields import OptionalClinicInstant, local_row, refuse_future_instant
+from immunoplan.services.records.fields import (
+    OptionalClinicDate,
+    OptionalClinicInstant,
+    local_row,
+    refuse_future_instant,
+)
 
 USE_CASE = "record_omalizumab"
 Row = m.OmalizumabAdministration
@@ -50,6 +62,31 @@ class OmalizumabDoseIn(InputModel):
     given_at: OptionalClinicInstant = Field(None, json_schema_extra={"accepted": "YYYY-MM-DDTHH:MM (clinic)"})
     site: str | None = Field(None, max_length=32)
     lot: str | None = Field(None, max_length=64)
+    expiry_on: OptionalClinicDate = Field(None, json_schema_extra={"accepted": "YYYY-MM-DD"})
+    observed_minutes: int | None = limit("observed_minutes").pydantic(None)
+
+
+def observation_for(s: Session, patient_id: int) -> dict[str, Any]:
+    """The observation after the patient's next omalizumab dose (its number among the live ones) with the
+    rule's basis (`immunoplan.clinical.omalizumab.observation`)."""
+    from immunoplan.clinical.omalizumab.observation import omalizumab_observation_minutes
+
+    given = len(live_rows(s, Row, Row.patient_id == patient_id))
+    minutes, basis = omalizumab_observation_minutes(given + 1)
+    return {"dose_number": given + 1, "minutes": minutes, "basis": basis.to_dict()}
+
+
+def _refuse_expired_syringe(expiry_on: date | None, when: datetime) -> None:
+    """A syringe lot past its expiry date on the day given is refused (``registry_recording`` vial rule
+    ``vial-expired``, the same rule as allergen vials)."""
+    day = clock.local_date(when)
+    if expiry_on is not None and expiry_on < day:
+        r = reference.load("registry_recording")["vial_rules"]["vial-expired"]
+        raise InvalidInput(
+            "expiry_on",
+            f"the syringe lot expired on {expiry_on.isoformat()} (rule {r['id']}: {r['text']})",
+            f"a lot expiring on or after {day.isoformat()}",
+        )
 
 
 def same_minute_administration(
@@ -134,10 +171,12 @@ def record_dose(
     d = as_input(OmalizumabDoseIn, data)
     when = d.given_at or clock.now()
     refuse_future_instant("given_at", when)
+    _refuse_expired_syringe(d.expiry_on, when)
 
     def fn(s: Session) -> dict[str, Any]:
         c = _planned_course(s, d.course_id, patient_id=patient_id)
         _refuse_same_act(s, c.patient_id, when)
+        observation = observation_for(s, c.patient_id)
         label = stored_label_dose(c)
         row = Row(
             patient_id=c.patient_id,
@@ -147,11 +186,13 @@ def record_dose(
             interval_weeks=int(label["interval_weeks"]) if label and label.get("interval_weeks") else None,
             site=d.site,
             lot=d.lot,
+            expiry_on=d.expiry_on,
+            observed_minutes=d.observed_minutes,
             basis=basis_json(label.get("basis")) if label and label.get("basis") else None,
         )
         s.add(row)
         s.flush()
-        return _result(row, label)
+        return {**_result(row, label), "observation": observation}
 
     return unit_of_work.write(reg, actor, USE_CASE, fn, idempotency_key=idempotency_key)
 

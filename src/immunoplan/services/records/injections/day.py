@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from immunoplan import clock
+from immunoplan.clinical.anaphylaxis import adrenaline_dose
 from immunoplan.clinical.immunotherapy import due_status
+from immunoplan.clinical.immunotherapy.preinjection import check_questions
+from immunoplan.errors import InvalidInput
+from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.records.common import live_rows
@@ -19,6 +24,9 @@ from immunoplan.services.records.injections.history import (
     next_injection_view,
     reactions_by_injection,
 )
+from immunoplan.services.records.omalizumab import observation_for
+from immunoplan.services.records.patients import age_on, latest_weight_kg
+from immunoplan.services.records.vials import is_new_vial, live_vials, vial_row
 
 
 def check_course(reg: Registry, patient_id: int, course_id: int) -> None:
@@ -54,6 +62,41 @@ def _omalizumab_given(s: Any, course_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def _default_vial(s: Any, c: m.Course, live: list[m.Injection], now: Any) -> m.Vial | None:
+    """The vial the page proposes: the newest in-date vial at the strength of the dose due (its lot decides
+    whether the new-vial rule applies), else None (the nurse chooses)."""
+    vials = [v for v in live_vials(s, c) if v.expiry_on >= clock.local_date(now)]
+    if not vials:
+        return None
+    plain, _ = next_injection_view(c, live, reactions_by_injection(s, live), now)
+    strength = str((plain.get("dose") or {}).get("vial", ""))
+    same = [v for v in vials if v.strength == strength]
+    last = [v for v in same if live and live[-1].vial_id == v.id]
+    chosen = last or same
+    return chosen[0] if chosen else None
+
+
+def _adrenaline(weight_kg: float | None, age_years: int | None) -> dict[str, Any]:
+    """The IM adrenaline dose for the patient's latest weight (`clinical.anaphylaxis`), or why not."""
+    if weight_kg is None:
+        return {"dose": None, "reason": "no weight recorded: record the weight to show the adrenaline dose"}
+    try:
+        dose = adrenaline_dose(Decimal(str(weight_kg)), None if age_years is None else Decimal(age_years))
+    except InvalidInput as exc:
+        return {"dose": None, "reason": str(exc)}
+    return {"dose": to_jsonable(dose.to_dict()), "reason": None}
+
+
+def _omalizumab_due(plan: dict[str, Any], given: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The next planned omalizumab administration not yet given (by count), and whether it is due today."""
+    planned = plan.get("administrations") or []
+    if len(given) >= len(planned):
+        return None
+    nxt = planned[len(given)]
+    on = clock.parse_date("date", nxt["date"]) if nxt.get("date") else None
+    return {**nxt, "number": len(given) + 1, "due_today": on is not None and on <= clock.today()}
+
+
 def injection_day(reg: Registry, patient_id: int, course_id: int) -> dict[str, Any]:
     """Everything the injection-day page shows: patient, course, ``next`` (as `next_dose`), the injections
     (voided and corrected ones marked, with their reactions), the observation timer of today's last
@@ -64,7 +107,14 @@ def injection_day(reg: Registry, patient_id: int, course_id: int) -> dict[str, A
         p = s.get(m.Patient, c.patient_id)
         assert p is not None  # foreign key
         live = live_injections(s, c.id)
-        nxt, _ = next_injection_view(c, live, reactions_by_injection(s, live), now)
+        usable = [vial_row(v) for v in live_vials(s, c) if v.expiry_on >= clock.today()]
+        default_vial = _default_vial(s, c, live, now)
+        new_vial = default_vial is not None and is_new_vial(default_vial, live)
+        nxt, _ = next_injection_view(c, live, reactions_by_injection(s, live), now, new_vial=new_vial)
+        nxt["vial"] = None if default_vial is None else {**vial_row(default_vial), "new_vial": new_vial}
+        weight = latest_weight_kg(s, p.id)
+        age = age_on(p.birth_date, p.age_years, clock.today())
+        omalizumab_observation = observation_for(s, p.id) if c.with_omalizumab else None
         every = list(
             s.scalars(select(m.Injection).where(m.Injection.course_id == c.id).order_by(m.Injection.given_at))
         )
@@ -110,6 +160,11 @@ def injection_day(reg: Registry, patient_id: int, course_id: int) -> dict[str, A
     return {
         "patient_id": patient_id,
         "pseudo_id": pseudo,
+        "vials": usable,
+        "questions": check_questions(),
+        "adrenaline": _adrenaline(weight, age),
+        "omalizumab_due": _omalizumab_due(plan_result.get("omalizumab") or {}, omalizumab_given),
+        "omalizumab_observation": omalizumab_observation,
         "due_now": due_now,
         "course": course,
         "next": nxt,
