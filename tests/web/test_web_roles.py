@@ -37,6 +37,8 @@ EXPECTED: dict[str, set[str] | None] = {  # None = public (also anonymous)
     "visit.record": {"admin", "clinician", "nurse"},
     "record.void": {"admin", "clinician", "nurse"},
     "record.amend": {"admin", "clinician", "nurse"},
+    "front_desk.read": {"admin", "clinician", "nurse"},
+    "front_desk.record": {"admin", "clinician", "nurse"},
     "research.read": {"admin", "clinician", "researcher"},
     "user.admin": {"admin"},
 }
@@ -52,7 +54,16 @@ def test_declared_matrix_is_the_expected_one() -> None:
 def test_researcher_never_sees_identifiable_data() -> None:
     for name, roles in PERMISSIONS.items():
         if name.startswith(
-            ("patient.", "assessment.", "course.", "injection.", "desensitization.", "visit.", "record.")
+            (
+                "patient.",
+                "assessment.",
+                "course.",
+                "injection.",
+                "desensitization.",
+                "visit.",
+                "record.",
+                "front_desk.",
+            )
         ):
             assert "researcher" not in roles, name
 

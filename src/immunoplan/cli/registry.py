@@ -1,7 +1,7 @@
-"""CLI commands for the registry: ``db init|migrate|backup|restore|info``, ``demo``, ``import``, ``export``,
-``due``. Each takes ``--db PATH`` or ``--url URL`` (default: the settings, IMMUNOPLAN_DB /
-IMMUNOPLAN_DATABASE_URL) and ``--json``; those that write take ``--by USER`` (``--actor`` also accepted).
-The options and the registry opening are `immunoplan.cli.registry_options`."""
+"""CLI commands for the registry: ``db init|migrate|backup|restore|info``, ``demo``, ``import``, ``export``
+(``due`` is in `immunoplan.cli.front_desk`). Each takes ``--db PATH`` or ``--url URL`` (default: the
+settings, IMMUNOPLAN_DB / IMMUNOPLAN_DATABASE_URL) and ``--json``; those that write take ``--by USER``
+(``--actor`` also accepted). The options and the registry opening are `immunoplan.cli.registry_options`."""
 
 from __future__ import annotations
 
@@ -201,35 +201,6 @@ def demo(
     emit(result, as_json, render)
 
 
-def due(
-    db: Path = DB_OPT,
-    url: str = URL_OPT,
-    as_of: str = typer.Option(None, "--as-of", help="Date to check (YYYY-MM-DD, default today)."),
-    window_days: int = typer.Option(
-        0, "--window-days", help="Also list injections due within this many days."
-    ),
-    grace_days: int = typer.Option(
-        0, "--grace-days", help="Days past due before an injection counts as late."
-    ),
-    as_json: bool = JSON_OPT,
-) -> None:
-    """List due and late immunotherapy injections."""
-    from immunoplan.services.records import list_due_injections
-
-    with opened(db, url) as reg:
-        rows = list_due_injections(reg, as_of=as_of, window_days=window_days, grace_days=grace_days)
-
-    def render(r: dict[str, Any]) -> None:
-        keys = ("pseudo_id", "course_id", "kind", "next_due_on", "days_overdue", "status")
-        _print_table(
-            f"injections due by {r['as_of'] or 'today'}",
-            ("patient", "course", "kind", "due on", "days overdue", "status"),
-            ([x[k] for k in keys] for x in r["injections"]),
-        )
-
-    emit({"as_of": as_of, "injections": rows}, as_json, render)
-
-
 def import_cmd(
     file: Path = typer.Argument(..., help="CSV file (one table) or XLSX workbook (one sheet per table)."),
     table: str = typer.Option(
@@ -371,7 +342,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(db_app, name="db")
     app.command("demo")(demo)
-    app.command("due")(due)
     app.command("import")(import_cmd)
     app.command("import-fhir")(import_fhir_cmd)
     app.add_typer(export_app, name="export")

@@ -43,6 +43,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # corrections (void/amend with a reason): the roles that record care; not researcher, not pharmacist
     "record.void": frozenset({"admin", "clinician", "nurse"}),
     "record.amend": frozenset({"admin", "clinician", "nurse"}),
+    # the front desk: names and MRNs of who is due or late, reminders, no-shows (the roles that run a desk)
+    "front_desk.read": frozenset({"admin", "clinician", "nurse"}),
+    "front_desk.record": frozenset({"admin", "clinician", "nurse"}),
     "research.read": frozenset({"admin", "clinician", "researcher"}),  # de-identified only
     "user.admin": frozenset({"admin"}),
 }

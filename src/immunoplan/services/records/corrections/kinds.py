@@ -22,6 +22,7 @@ KINDS: dict[str, type[Any]] = {
     "step": m.DesensitizationStep,
     "measurement": m.Measurement,
     "questionnaire": m.Questionnaire,
+    "no-show": m.NoShow,  # front desk (services.records.front_desk): void only, nothing to amend
 }
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
 #: registry table -> kind (audit entries, links)
@@ -37,7 +38,10 @@ AMENDABLE: dict[str, tuple[str, ...]] = {
     "step": desensitization.STEP_AMENDABLE,
     "measurement": visits.MEASUREMENT_AMENDABLE,
     "questionnaire": visits.QUESTIONNAIRE_AMENDABLE,
+    "no-show": (),
 }
+#: the kinds an amendment may name (a kind without amendable fields is voided and recorded anew)
+AMENDABLE_KIND_NAMES: tuple[str, ...] = tuple(k for k, fields in AMENDABLE.items() if fields)
 
 
 class CorrectionIn(InputModel):
@@ -55,6 +59,7 @@ class CorrectionIn(InputModel):
 class AmendmentIn(CorrectionIn):
     """An amendment: the new values of some fields (`AMENDABLE`), re-validated as when recording."""
 
+    kind: Annotated[str, one_of(AMENDABLE_KIND_NAMES)] = choice_field(AMENDABLE_KIND_NAMES)
     changes: dict[str, Any] = Field(min_length=1, max_length=40)
 
 
