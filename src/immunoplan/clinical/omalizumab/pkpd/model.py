@@ -252,13 +252,17 @@ def observables(
 
 @dataclass
 class State:
-    """Per-patient amounts; ``c``/``k`` cache the complex and Kd term of the current (xt, et)."""
+    """Per-patient amounts; ``c``/``k`` cache the complex and Kd term of the current (xt, et), and the
+    solver's ``dx``/``de``/``lam`` its rates there (elimination of XT, dET/dt, stiffness; float32)."""
 
     depot_mg: np.ndarray
     xt: np.ndarray
     et: np.ndarray
     c: np.ndarray | None = None
     k: np.ndarray | None = None
+    dx: np.ndarray | None = None
+    de: np.ndarray | None = None
+    lam: np.ndarray | None = None
 
     def complex_and_k(self, ind: Individuals) -> tuple[np.ndarray, np.ndarray]:
         """Complex and k as float32 arrays (exactly the values `_complex_and_k` casts to float64)."""
