@@ -15,12 +15,20 @@ error may exceed rtol by up to sqrt(3n); at rtol 1e-11 and a few hundred patient
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from immunoplan.clinical.omalizumab.pkpd.model import DoseEvent, Individuals
+from immunoplan.clinical.omalizumab.pkpd.model import (
+    PARAM_NAMES,
+    DoseEvent,
+    Individuals,
+    individuals,
+    model_spec,
+    omega_matrix,
+)
 
 TIGHT_RTOL = 1e-11
 
@@ -124,3 +132,35 @@ def solve_population(
     ys = np.concatenate(out, axis=1) if out else np.zeros((3 * n, 0))
     obs = observables_from_amounts(ys[n : 2 * n].T, ys[2 * n :].T, ind)
     return np.concatenate(out_t) if out_t else np.zeros(0), obs, y.reshape(3, n)
+
+
+def tail_sample(model: str, seed: int = 18) -> tuple[Individuals, np.ndarray]:
+    """Patients from the covariate tails, with a dose each (mg): weight and baseline IgE at both ends of the
+    range the model was fitted on and at 70 kg / 150 IU/mL, absorption ka at eta_ka = -3, 0, +1.75 and +3
+    SD (0.006 to 32 per day for Lowe 2009), doses 75, 300 and 600 mg; the other etas drawn from the
+    model's omega (seeded). 108 patients: 3 weights x 3 IgE x 4 ka x 3 doses."""
+    spec = model_spec(model)
+    (w0, w1), (g0, g1) = spec["fitted_ranges"]["weight_kg"], spec["fitted_ranges"]["total_ige_iu_ml"]
+    om = omega_matrix(model)
+    rows = np.array(
+        [
+            (wt, ige, z, dose)
+            for wt in (w0, 70.0, w1)
+            for ige in (g0, 150.0, g1)
+            for z in (-3.0, 0.0, 1.75, 3.0)
+            for dose in (75.0, 300.0, 600.0)
+        ]
+    )
+    n = rows.shape[0]
+    active = np.flatnonzero(np.diag(om) > 0)
+    chol = np.linalg.cholesky(om[np.ix_(active, active)])
+    eta = np.zeros((n, len(PARAM_NAMES)))
+    eta[:, active] = np.random.default_rng(seed).standard_normal((n, active.size)) @ chol.T
+    ka = PARAM_NAMES.index("ka")
+    eta[:, ka] = rows[:, 2] * np.sqrt(om[ka, ka])
+    return individuals(model, rows[:, 0], rows[:, 1], eta), rows[:, 3]
+
+
+def tail_events(dose_mg: np.ndarray) -> list[DoseEvent]:
+    """First dose, a dose two weeks later, and one after a four-week gap (days 0, 14, 42), over 56 days."""
+    return [DoseEvent(Decimal(d), dose_mg) for d in (0, 14, 42)]
