@@ -11,12 +11,17 @@ HTTP 409. Times are shown in clinic time with the zone.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from immunoplan import clock
 from immunoplan.clinical import vocabularies
+from immunoplan.clinical.immunotherapy import product
+from immunoplan.clinical.immunotherapy.preinjection import check_questions
+from immunoplan.clinical.omalizumab.observation import omalizumab_observation_minutes
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.reference import load
@@ -45,12 +50,62 @@ def _page_url(patient_id: int, course_id: int) -> str:
     return PAGE.format(patient_id=patient_id, course_id=course_id)
 
 
+def _observation_source(course: Mapping[str, Any]) -> str | None:
+    """Where the product's observation time comes from (``scit_products`` ``observation_source``)."""
+    try:
+        return str(product(str(course["product_id"])).get("observation_source") or "") or None
+    except (InvalidInput, KeyError):
+        return None
+
+
+def _omalizumab_timer(day: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The observation timer of an omalizumab dose given today (the course's last), for that dose's number
+    among the patient's doses (the first doses are observed longer: `omalizumab_observation_minutes`)."""
+    given = day.get("omalizumab_given") or []
+    following = day.get("omalizumab_observation") or {}
+    if not given or not following.get("dose_number"):
+        return None
+    last = given[-1]
+    start = last["given_at"]
+    if clock.local_date(start) != clock.today():
+        return None
+    number = max(int(following["dose_number"]) - 1, 1)
+    minutes, basis = omalizumab_observation_minutes(number)
+    return {
+        "start": start,
+        "minutes": minutes,
+        "until": start + timedelta(minutes=minutes),
+        "dose_number": number,
+        "basis": basis.to_dict(),
+    }
+
+
+def vial_label(v: Mapping[str, Any]) -> str:
+    """A usable vial as the select shows it: id, strength (concentration, colour), lot, expiry."""
+    colour = f", {v['colour']}" if v.get("colour") else ""
+    return (
+        f"#{v['id']} · strength {v['strength']} ({v['concentration']}{colour}) · lot {v['lot']} · "
+        f"expires {v['expiry_on']}"
+    )
+
+
+def _new_vial_rule(nxt: Mapping[str, Any]) -> Any:
+    """The new-vial rule among the rules that fired (else the rule that fired), to show with its basis."""
+    fired = [r for r in nxt.get("rules") or [] if r.get("fired") and "new-vial" in str(r.get("id"))]
+    return fired[0] if fired else nxt.get("rule")
+
+
 def _context(request: Request, patient_id: int, course_id: int, **extra: Any) -> dict[str, Any]:
     with lookup_as_404():
         day = svc.injection_day(registry_of(request), patient_id, course_id)
     ctx = {
         "title": f"Injection day · {day['pseudo_id']}",
         **day,
+        "observation_source": _observation_source(day["course"]),
+        "today_iso": clock.today().isoformat(),
+        "vial_options": [(v["id"], vial_label(v)) for v in day["vials"]],
+        "new_vial_rule": _new_vial_rule(day["next"]),
+        "omalizumab_timer": _omalizumab_timer(day),
         "symptoms": symptom_choices(),
         "scales": svc.ENGINE_SCALES,
         "local_sizes": vocabularies.LOCAL_REACTION_SIZES,
@@ -117,7 +172,42 @@ def _fields(f: forms.FormState, names: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in f.raw.items() if k in names}
 
 
-INJECTION_FIELDS = tuple(n for n in svc.InjectionIn.model_fields if n != "course_id")
+INJECTION_FIELDS = tuple(n for n in svc.InjectionIn.model_fields if n not in ("course_id", "checks"))
+#: the pre-injection check's form fields: ``check.<question id>`` (yes/no radios, numbers)
+CHECK_PREFIX = "check."
+#: an answer is a word or a number: longer text is refused at the form (before the service echoes it back)
+CHECK_ANSWER_MAX_CHARS = 32
+
+
+def _question_ids() -> tuple[str, ...]:
+    return tuple(q["id"] for q in check_questions())
+
+
+def _checks_of(f: forms.FormState) -> dict[str, str]:
+    """The answered questions of the form's pre-injection check as ``{question id: answer}`` (an
+    unanswered question is left out); a field that is not a question, or an answer too long to be one, is
+    that field's error."""
+    known = _question_ids()
+    checks: dict[str, str] = {}
+    for name, value in f.raw.items():
+        if not name.startswith(CHECK_PREFIX):
+            continue
+        qid = name[len(CHECK_PREFIX) :]
+        if qid not in known:
+            f.errors.setdefault("form", f"{name[:40]}: is not a question of the pre-injection check")
+            continue
+        text = value.strip()
+        if len(text) > CHECK_ANSWER_MAX_CHARS:
+            f.errors.setdefault(name, f"not an answer ({len(text)} characters)")
+        elif text:
+            checks[qid] = text
+    return checks
+
+
+def _check_field_of() -> dict[str, str]:
+    """Service fields of the check -> form fields: ``check.<id>`` (a holding rule) and the bare question id
+    (a value the question does not accept) both go next to that question."""
+    return {qid: f"{CHECK_PREFIX}{qid}" for qid in _question_ids()} | {"check": "form", "checks": "form"}
 
 
 @router.post(
@@ -127,24 +217,30 @@ INJECTION_FIELDS = tuple(n for n in svc.InjectionIn.model_fields if n != "course
 )
 async def injection_submit(request: Request, patient_id: int, course_id: int) -> Response:
     f = await forms.read_form(request)
-    unknown = sorted(k for k in f.raw if k not in INJECTION_FIELDS and k != KEY)
-    data, errors = validate_form(svc.InjectionIn, {**_fields(f, INJECTION_FIELDS), "course_id": course_id})
+    unknown = sorted(
+        k for k in f.raw if k not in INJECTION_FIELDS and k != KEY and not k.startswith(CHECK_PREFIX)
+    )
+    checks = _checks_of(f)
+    fields = {**_fields(f, INJECTION_FIELDS), "course_id": course_id, "checks": checks or None}
+    data, errors = validate_form(svc.InjectionIn, fields)
     f.errors.update(errors)
     for k in unknown:
-        f.errors.setdefault("form", f"{k}: is not a field of this form")
+        f.errors.setdefault("form", f"{k[:40]}: is not a field of this form")
     if data is None or not f.ok:
         return _day(request, patient_id, course_id, 422, form=f)
     key = forms.idempotency_key(request, f)
+    check_fields = _check_field_of()
     row = _write_or_refusal(
         request,
         patient_id,
         course_id,
         "form",
         f,
-        INJECTION_FIELDS,
+        (*INJECTION_FIELDS, *check_fields.values()),
         lambda: svc.record(
             registry_of(request), actor_of(request), data, idempotency_key=key, patient_id=patient_id
         ),
+        field_of=check_fields,
     )
     if isinstance(row, Response):
         return row
@@ -222,7 +318,13 @@ async def reaction_submit(request: Request, patient_id: int, course_id: int) -> 
 
 # ------------------------------------------------------------------------------------------ omalizumab doses
 
-OMALIZUMAB_FIELDS = {"omalizumab_dose_mg": "dose_mg", "omalizumab_given_at": "given_at"}
+OMALIZUMAB_FIELDS = {
+    "omalizumab_dose_mg": "dose_mg",
+    "omalizumab_given_at": "given_at",
+    "omalizumab_lot": "lot",
+    "omalizumab_expiry_on": "expiry_on",
+    "omalizumab_observed_minutes": "observed_minutes",
+}
 
 
 @router.post(
@@ -293,12 +395,23 @@ IDEMPOTENCY_HEADER = Header(
 
 
 @router.get(f"{API}/next-dose", dependencies=[permit("injection.record")], tags=["injections"])
-def api_next_dose(request: Request, patient_id: int, course_id: int, at: str | None = None) -> Any:
+def api_next_dose(
+    request: Request,
+    patient_id: int,
+    course_id: int,
+    at: str | None = None,
+    vial_id: str | None = Query(
+        None, max_length=12, description="a registered vial: the dose for it (new vial or lot: its rule)"
+    ),
+) -> Any:
     """The next injection (as ``immunoplan injection next --json``): ``dose``/``dose_ml``, ``due_date``,
     ``earliest_at`` (clinic time) with its rule, the ``rule`` that fired with its basis, and the ``history``
-    of live injections with their clinic-local dates. ``at``: clinic time (default now)."""
+    of live injections with their clinic-local dates. ``at``: clinic time (default now). ``vial_id``: the
+    dose for that registered vial (checked as at an injection: an expired vial is 422; a change of vial or
+    lot applies the new-vial rule; ``vial`` says so)."""
     with lookup_as_404():
-        return to_jsonable(svc.next_dose(registry_of(request), course_id, at, patient_id=patient_id))
+        view = svc.next_dose(registry_of(request), course_id, at, patient_id=patient_id, vial_id=vial_id)
+    return to_jsonable(view)
 
 
 @router.post(
