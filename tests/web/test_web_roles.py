@@ -39,6 +39,8 @@ EXPECTED: dict[str, set[str] | None] = {  # None = public (also anonymous)
     "record.amend": {"admin", "clinician", "nurse"},
     "front_desk.read": {"admin", "clinician", "nurse"},
     "front_desk.record": {"admin", "clinician", "nurse"},
+    "vial.register": {"admin", "clinician", "nurse", "pharmacist"},
+    "vial.labels": {"admin", "clinician", "nurse", "pharmacist"},
     "research.read": {"admin", "clinician", "researcher"},
     "user.admin": {"admin"},
 }
@@ -63,6 +65,7 @@ def test_researcher_never_sees_identifiable_data() -> None:
                 "visit.",
                 "record.",
                 "front_desk.",
+                "vial.",
             )
         ):
             assert "researcher" not in roles, name

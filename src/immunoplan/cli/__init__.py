@@ -38,6 +38,7 @@ from immunoplan.cli import (
     reference_cmd,
     registry,
     scit,
+    vial,
     visit,
     void,
     web,
@@ -92,6 +93,7 @@ for _module in (
     web,
     reference_cmd,
     anaphylaxis,
+    vial,
 ):
     _module.register(app)
 

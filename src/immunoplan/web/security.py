@@ -46,6 +46,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # the front desk: names and MRNs of who is due or late, reminders, no-shows (the roles that run a desk)
     "front_desk.read": frozenset({"admin", "clinician", "nurse"}),
     "front_desk.record": frozenset({"admin", "clinician", "nurse"}),
+    # vials (lot, expiry, strength) and their labels (patient name, MRN): the care team that prepares vials
+    "vial.register": _CARE_TEAM,
+    "vial.labels": _CARE_TEAM,
     "research.read": frozenset({"admin", "clinician", "researcher"}),  # de-identified only
     "user.admin": frozenset({"admin"}),
 }

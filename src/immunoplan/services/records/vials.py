@@ -14,6 +14,7 @@ Rules (each refusal names the field, the rule and the accepted values):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -229,3 +230,121 @@ def is_new_vial(vial: m.Vial, earlier: list[m.Injection]) -> bool:
     if last.vial_id is None:
         return bool(last.lot) and last.lot != vial.lot
     return last.vial_id != vial.id
+
+
+def label_rows(
+    reg: Registry, *, vial_ids: Sequence[Any] = (), patient_id: Any = None
+) -> list[dict[str, Any]]:
+    """What each vial label shows (`immunoplan.sheets.vial_labels`): the patient (name, else pseudonym; birth
+    date; MRN), the product and allergens, the strength (vial number), concentration and colour, lot, expiry
+    and opened on, and ``printed_on`` (the clinic's today).
+
+    ``vial_ids``: those vials (each of ``patient_id`` when that is given too); else ``patient_id``: the
+    patient's live vials in date. A label is not printed for an expired or voided vial (rule
+    ``vial-expired``): naming one is refused (``vial_id``)."""
+    if not vial_ids and patient_id in (None, ""):
+        raise InvalidInput("vial_id", "which vials?", "one or more vial ids, or a patient")
+    today = clock.today()
+    with reg.session() as s:
+        owner = None if patient_id in (None, "") else patient_by_id(s, patient_id)
+        if vial_ids:
+            chosen = []
+            for raw in vial_ids:
+                vid = vial_id_of(raw)
+                v = s.get(m.Vial, vid)
+                if v is None or v.voided or (owner is not None and v.patient_id != owner.id):
+                    whose = f" of patient {owner.id}" if owner is not None else ""
+                    raise InvalidInput("vial_id", f"no vial {vid}{whose}", "a vial id printed by `vial list`")
+                _refuse_expired("vial_id", v.expiry_on, today)
+                chosen.append(v)
+        else:
+            assert owner is not None
+            chosen = [
+                v
+                for v in live_rows(s, m.Vial, m.Vial.patient_id == owner.id, order_by=(m.Vial.id.desc(),))
+                if v.expiry_on >= today
+            ]
+            if not chosen:
+                raise InvalidInput(
+                    "patient", f"patient {owner.id} has no vial in date", "register a vial first (`vial add`)"
+                )
+        out = []
+        for v in chosen:
+            p = s.get(m.Patient, v.patient_id)
+            assert p is not None
+            name = str(product(v.product_id)["name"]) if v.product_id in product_ids() else v.product_id
+            out.append(
+                {
+                    "vial_id": v.id,
+                    "patient_id": p.id,
+                    "patient_name": p.display_name or p.pseudo_id,
+                    "pseudo_id": p.pseudo_id,
+                    "birth_date": p.birth_date.isoformat() if p.birth_date else None,
+                    "mrn": p.mrn,
+                    "product_id": v.product_id,
+                    "product_name": name,
+                    "allergens": v.allergens,
+                    "strength": v.strength,
+                    "concentration": v.concentration,
+                    "colour": v.colour,
+                    "lot": v.lot,
+                    "expiry_on": v.expiry_on.isoformat(),
+                    "opened_on": v.opened_on.isoformat() if v.opened_on else None,
+                    "volume_ml": v.volume_ml,
+                    "printed_on": today.isoformat(),
+                }
+            )
+        return out
+
+
+def product_choices() -> list[dict[str, Any]]:
+    """The catalogue products a vial can be registered for, each with its vials (number, concentration as
+    `strength_of` accepts and stores it, colour): the choices of a vial form."""
+    out = []
+    for pid in product_ids():
+        p = product(pid)
+        unit = str(p["unit"])
+        out.append(
+            {
+                "id": pid,
+                "name": str(p["name"]),
+                "unit": unit,
+                "vials": [
+                    {
+                        "vial": v.vial,
+                        "concentration": f"{v.units_per_ml.normalize():f} {unit}/mL",
+                        "colour": v.colour,
+                    }
+                    for v in product_vials(pid)
+                ],
+            }
+        )
+    return out
+
+
+def vials_view(reg: Registry, patient_id: Any) -> dict[str, Any]:
+    """A patient's vials page: the patient (name, MRN, birth date), the live vials with their status today
+    (newest first, each with its product's name), the catalogue choices (`product_choices`) and the product
+    of the patient's newest immunotherapy course with a catalogue product (the form's default)."""
+    ids = product_ids()
+    with reg.session() as s:
+        p = patient_by_id(s, patient_id)
+        rows = live_rows(s, m.Vial, m.Vial.patient_id == p.id, order_by=(m.Vial.id.desc(),))
+        courses = sorted(p.courses, key=lambda c: (c.created_at, c.id), reverse=True)
+        default = next((c.product_id for c in courses if c.product_id in ids), None)
+        vials = []
+        for v in rows:
+            row = vial_row(v)
+            row["product_name"] = str(product(v.product_id)["name"]) if v.product_id in ids else v.product_id
+            vials.append(row)
+        return {
+            "patient_id": p.id,
+            "pseudo_id": p.pseudo_id,
+            "display_name": p.display_name,
+            "mrn": p.mrn,
+            "birth_date": p.birth_date,
+            "on": clock.today(),
+            "vials": vials,
+            "products": product_choices(),
+            "default_product_id": default or (ids[0] if ids else None),
+        }

@@ -17,6 +17,7 @@ def include_all(app: FastAPI) -> None:
         patients,
         research,
         session,
+        vials,
         visits,
     )
 
@@ -28,6 +29,7 @@ def include_all(app: FastAPI) -> None:
         injections,
         desensitization,
         visits,
+        vials,
         front_desk,
         corrections,
         research,
