@@ -29,6 +29,7 @@ from immunoplan.validation import check_range
 
 BLOCK = 4096
 MAX_THREADS = 4
+THREADS_MIN_PATIENTS = 50_000
 PERCENTILES = (5, 50, 95)
 OBSERVABLES = ("free_ige_ng_ml", "total_omalizumab_ug_ml", "total_ige_ng_ml")
 
@@ -197,12 +198,17 @@ def _percentiles(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def default_threads() -> int:
-    """Worker threads for stepping chunks: the usable CPUs, at most MAX_THREADS (numpy releases the GIL)."""
+def default_threads(n: int | None = None) -> int:
+    """Worker threads for stepping chunks of ``n`` patients: the usable CPUs, at most MAX_THREADS (numpy
+    releases the GIL), but one thread below THREADS_MIN_PATIENTS, where the per-step barrier and the small
+    chunks cost more than the second core gives (measured on 2 cores: 10^4 patients x 52 weeks faster on one
+    thread; docs/omalizumab.md, benchmark)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
+    if n is not None and n < THREADS_MIN_PATIENTS:
+        return 1
     return max(1, min(MAX_THREADS, cpus))
 
 
@@ -245,7 +251,7 @@ def simulate_population(
 
     ``threads`` (default: ``default_threads()``) and ``chunk_size`` change the speed, not the results.
     """
-    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = default_threads(ind.n) if threads is None else max(1, int(threads))
     if chunk_size is None:
         chunk_size = pkpd.balanced_chunk_size(ind.n, threads)
     days_d = Decimal(days)

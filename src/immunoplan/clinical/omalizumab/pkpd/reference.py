@@ -85,12 +85,13 @@ def solve_population(
     ka, kx, ke, kc = ind.ka, ind.cl_x / ind.v_x, ind.cl_e / ind.v_x, ind.cl_c / ind.v_c
     to_nmol = 1000.0 / ind.mw_x
 
-    depot_at = [0.0, np.zeros(n)]  # (day of the last dose, depot then), for exact_depot
+    last_dose_day = [0.0]  # for exact_depot: the day of the last dose and the depot then
+    depot_then = [np.zeros(n)]
 
     def f(t: float, y: np.ndarray) -> np.ndarray:
         dep, xt, et = y[:n], y[n : 2 * n], y[2 * n :]
         if exact_depot:
-            dep = depot_at[1] * np.exp(-ka * (t - depot_at[0]))
+            dep = depot_then[0] * np.exp(-ka * (t - last_dose_day[0]))
         fx, fe, xc = _split(xt, et, ind)
         absorb = ka * dep
         out = np.empty_like(y)
@@ -113,7 +114,7 @@ def solve_population(
         if a in doses:
             y[:n] += doses[a]
         if exact_depot:
-            depot_at[:] = [a, y[:n].copy()]
+            last_dose_day[0], depot_then[0] = a, y[:n].copy()
         want = rec[(rec > a) & (rec <= b)]
         sol = solve_ivp(
             f, (a, b), y, method=method, rtol=rtol, atol=atol, t_eval=want if want.size else None, **options
@@ -128,7 +129,7 @@ def solve_population(
         else:
             y = solve_ivp(f, (a, b), y, method=method, rtol=rtol, atol=atol, **options).y[:, -1].copy()
         if exact_depot:
-            y[:n] = depot_at[1] * np.exp(-ka * (b - a))
+            y[:n] = depot_then[0] * np.exp(-ka * (b - a))
     ys = np.concatenate(out, axis=1) if out else np.zeros((3 * n, 0))
     obs = observables_from_amounts(ys[n : 2 * n].T, ys[2 * n :].T, ind)
     return np.concatenate(out_t) if out_t else np.zeros(0), obs, y.reshape(3, n)
