@@ -41,12 +41,17 @@ PID=$("$IP" patient add --db "$DB" --mrn DEMO-100234 --name "Kari Nordmann" --bi
   --sex female --weight-kg 64 --by demo-clinician --json | json_id)
 CID=$("$IP" course plan --db "$DB" --patient "$PID" --kind scit --product alutard-sq-hdm --regimen cluster \
   --start "$(clinic_date +%F)" --by demo-clinician --json | json_id)
-"$IP" injection next --db "$DB" --course "$CID"
-"$IP" injection record --db "$DB" --course "$CID" --dose-ml 0.1 --strength 1 --lot DEMO-LOT-1 \
+VID=$("$IP" vial add --db "$DB" --patient "$PID" --product alutard-sq-hdm --concentration 1 --lot DEMO-LOT-1 \
+  --expiry "$(clinic_date -d '+180 days' +%F)" --by demo-nurse --json | json_id)
+"$IP" vial label --db "$DB" --patient "$PID" --layout a4 --out "$PLANS/vial-labels.pdf"
+"$IP" injection next --db "$DB" --course "$CID" --vial "$VID"
+"$IP" injection record --db "$DB" --course "$CID" --dose-ml 0.1 --vial "$VID" \
+  --check fever_infection=no --check asthma_worse=no --check beta_blocker=no \
   --given-at "$(clinic_date +%FT%H:%M)" --by demo-nurse
 
-step "4b. Clinic: injections due or late"
+step "4b. Front desk: injections due or late, with what the missed-dose rule does to the next dose"
 "$IP" due --db "$DB" --window-days 3
+"$IP" due --db "$DB" --csv "$PLANS/late-shots.csv" >/dev/null
 
 step "5. Analyse: the seed studies' analyses reproduced from the registry"
 "$IP" report --db "$DB" --out "$OUT"

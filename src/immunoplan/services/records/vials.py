@@ -99,6 +99,7 @@ def vial_row(v: m.Vial, on: date | None = None) -> dict[str, Any]:
     """The stored vial with ``status`` (in date / expired on ``on``, default the clinic's today) and
     ``days_to_expiry``."""
     row = as_row(v)
+    row["created_at"] = clock.local(v.created_at) if v.created_at else None
     day = on or clock.today()
     row["status"] = "expired" if v.expiry_on < day else "in date"
     row["days_to_expiry"] = (v.expiry_on - day).days
