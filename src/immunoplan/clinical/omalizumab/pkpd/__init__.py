@@ -1,9 +1,12 @@
 """Omalizumab-IgE quasi-equilibrium binding model (Hayashi 2007; Lowe 2009), vectorised over patients.
 
 `model` holds what the papers define (parameters, covariate model, binding, right-hand side, doses, state);
-`solver` integrates it for many patients at once (fixed-grid RK4 with an integrating factor, refinement
-after doses, chunks, threads, float32 scratch buffers). The public names of both are re-exported here, so
-``from immunoplan.clinical.omalizumab import pkpd; pkpd.integrate(...)`` is the usual entry point.
+`solver` integrates it for many patients at once (RK4 with an integrating factor on a 1-day grid, an embedded
+error estimate per patient and step against a stated tolerance ``rtol``, sub-steps for exactly the patients
+and steps that need them, chunks, threads, float32 scratch buffers). The public names of both are re-exported
+here, so ``from immunoplan.clinical.omalizumab import pkpd; pkpd.integrate(...)`` is the usual entry point.
+`reference` (not re-exported; scipy) holds the independent vectorised reference solutions and the
+covariate-tail sample the accuracy tests use.
 """
 
 from __future__ import annotations
