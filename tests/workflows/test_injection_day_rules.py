@@ -252,3 +252,28 @@ def test_the_lot_typed_must_be_the_vials(reg: Registry) -> None:
     with clock.frozen(f"{DAY}T09:05"), pytest.raises(InvalidInput) as e:
         _give(reg, cid, "09:00", "0.2", vial_id=vid, lot="L-7")
     assert e.value.field == "lot"
+
+
+def test_after_the_visit_is_complete_another_injection_that_day_needs_a_reason(
+    reg: Registry, ultra_rush: int
+) -> None:
+    with clock.frozen(f"{DAY}T16:10"):
+        for at, ml in (("08:00", "0.1"), ("10:00", "0.2"), ("12:00", "0.3"), ("14:00", "0.4")):
+            _give(reg, ultra_rush, at, ml)
+        # after the Lee 2019 day no maintenance rule answers (outside-table): no dose without a reason
+        with pytest.raises(InvalidInput) as e:
+            _give(reg, ultra_rush, "16:00", "0.1")
+        assert e.value.field == "dose_ml" and "no rule gives a dose" in str(e.value)
+        assert _count(reg) == 4
+        out = _give(reg, ultra_rush, "16:00", "0.1", override_reason="physician: repeat, first vial leaked")
+    assert out["checks"]["overridden"][0]["kind"] == "outside-table"
+
+
+def test_a_cluster_visit_complete_refuses_a_fourth_injection_the_same_day(reg: Registry) -> None:
+    cid = _course(reg, "alutard-sq-hdm", "cluster")
+    with clock.frozen(f"{DAY}T10:35"):
+        for at, ml, vial in (("09:00", "0.1", "1"), ("09:30", "0.1", "2"), ("10:00", "0.1", "3")):
+            _give(reg, cid, at, ml, vial=vial)
+        with pytest.raises(InvalidInput) as e:
+            _give(reg, cid, "10:30", "0.1", vial="1")
+    assert e.value.field == "given_at" and "visit-complete" in str(e.value) and _count(reg) == 3

@@ -11,7 +11,6 @@ HTTP 409. Times are shown in clinic time with the zone.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
@@ -19,9 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from immunoplan import clock
 from immunoplan.clinical import vocabularies
-from immunoplan.clinical.immunotherapy import product
 from immunoplan.clinical.immunotherapy.preinjection import check_questions
-from immunoplan.clinical.omalizumab.observation import omalizumab_observation_minutes
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.reference import load
@@ -50,36 +47,6 @@ def _page_url(patient_id: int, course_id: int) -> str:
     return PAGE.format(patient_id=patient_id, course_id=course_id)
 
 
-def _observation_source(course: Mapping[str, Any]) -> str | None:
-    """Where the product's observation time comes from (``scit_products`` ``observation_source``)."""
-    try:
-        return str(product(str(course["product_id"])).get("observation_source") or "") or None
-    except (InvalidInput, KeyError):
-        return None
-
-
-def _omalizumab_timer(day: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The observation timer of an omalizumab dose given today (the course's last), for that dose's number
-    among the patient's doses (the first doses are observed longer: `omalizumab_observation_minutes`)."""
-    given = day.get("omalizumab_given") or []
-    following = day.get("omalizumab_observation") or {}
-    if not given or not following.get("dose_number"):
-        return None
-    last = given[-1]
-    start = last["given_at"]
-    if clock.local_date(start) != clock.today():
-        return None
-    number = max(int(following["dose_number"]) - 1, 1)
-    minutes, basis = omalizumab_observation_minutes(number)
-    return {
-        "start": start,
-        "minutes": minutes,
-        "until": start + timedelta(minutes=minutes),
-        "dose_number": number,
-        "basis": basis.to_dict(),
-    }
-
-
 def vial_label(v: Mapping[str, Any]) -> str:
     """A usable vial as the select shows it: id, strength (concentration, colour), lot, expiry."""
     colour = f", {v['colour']}" if v.get("colour") else ""
@@ -101,11 +68,9 @@ def _context(request: Request, patient_id: int, course_id: int, **extra: Any) ->
     ctx = {
         "title": f"Injection day · {day['pseudo_id']}",
         **day,
-        "observation_source": _observation_source(day["course"]),
         "today_iso": clock.today().isoformat(),
         "vial_options": [(v["id"], vial_label(v)) for v in day["vials"]],
         "new_vial_rule": _new_vial_rule(day["next"]),
-        "omalizumab_timer": _omalizumab_timer(day),
         "symptoms": symptom_choices(),
         "scales": svc.ENGINE_SCALES,
         "local_sizes": vocabularies.LOCAL_REACTION_SIZES,

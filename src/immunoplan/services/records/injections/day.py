@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from immunoplan import clock
 from immunoplan.clinical.anaphylaxis import adrenaline_dose
-from immunoplan.clinical.immunotherapy import due_status
+from immunoplan.clinical.immunotherapy import due_status, product
 from immunoplan.clinical.immunotherapy.preinjection import check_questions
+from immunoplan.clinical.omalizumab.observation import omalizumab_observation_minutes
 from immunoplan.errors import InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
@@ -58,8 +59,46 @@ def _omalizumab_given(s: Any, course_id: int) -> list[dict[str, Any]]:
     Row = m.OmalizumabAdministration
     rows = live_rows(s, Row, Row.course_id == course_id, order_by=(Row.given_at,))
     return [
-        {"id": o.id, "given_at": clock.local(o.given_at), "dose_mg": o.dose_mg, "lot": o.lot} for o in rows
+        {
+            "id": o.id,
+            "given_at": clock.local(o.given_at),
+            "dose_mg": o.dose_mg,
+            "lot": o.lot,
+            "expiry_on": o.expiry_on,
+            "observed_minutes": o.observed_minutes,
+        }
+        for o in rows
     ]
+
+
+def _observation_source(product_id: str | None) -> str | None:
+    """Where the product's observation time comes from (``scit_products`` ``observation_source``)."""
+    if not product_id:
+        return None
+    try:
+        return str(product(product_id).get("observation_source") or "") or None
+    except InvalidInput:
+        return None
+
+
+def _omalizumab_timer(given: list[dict[str, Any]], following: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The observation timer of an omalizumab dose given today (the course's last), for that dose's number
+    among the patient's doses (the first doses are observed longer: `omalizumab_observation_minutes`)."""
+    if not given or not following or not following.get("dose_number"):
+        return None
+    start = given[-1]["given_at"]
+    if clock.local_date(start) != clock.today():
+        return None
+    number = max(int(following["dose_number"]) - 1, 1)
+    minutes, basis = omalizumab_observation_minutes(number)
+    until = start + timedelta(minutes=minutes)
+    return {
+        "start": start,
+        "minutes": minutes,
+        "until": until,
+        "dose_number": number,
+        "basis": basis.to_dict(),
+    }
 
 
 def _default_vial(s: Any, c: m.Course, live: list[m.Injection], now: Any) -> m.Vial | None:
@@ -138,6 +177,7 @@ def injection_day(reg: Registry, patient_id: int, course_id: int) -> dict[str, A
             "with_omalizumab": c.with_omalizumab,
         }
         pseudo = p.pseudo_id
+        product_id = c.product_id
     last = next((r for r in reversed(shown) if not r["voided"]), None)
     observation = nxt.get("observation_minutes") or plan_result.get("observation_minutes")
     timer = None
@@ -165,6 +205,8 @@ def injection_day(reg: Registry, patient_id: int, course_id: int) -> dict[str, A
         "adrenaline": _adrenaline(weight, age),
         "omalizumab_due": _omalizumab_due(plan_result.get("omalizumab") or {}, omalizumab_given),
         "omalizumab_observation": omalizumab_observation,
+        "omalizumab_timer": _omalizumab_timer(omalizumab_given, omalizumab_observation),
+        "observation_source": _observation_source(product_id),
         "due_now": due_now,
         "course": course,
         "next": nxt,

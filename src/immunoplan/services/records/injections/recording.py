@@ -144,9 +144,11 @@ def _before_earliest(
     if reason:
         return True
     rule = view["earliest"]["rule"]
+    visit = view.get("visit") if view.get("visit_complete") else None
+    over = f"{visit['text']} (rule {visit['id']}, {visit['status']}); " if visit else ""
     raise InvalidInput(
         "given_at",
-        f"{clock.format_local(when)} is before the earliest time for this injection, "
+        f"{over}{clock.format_local(when)} is before the earliest time for this injection, "
         f"{clock.format_local(earliest)} (rule {rule['id']}: {rule['text']}; {rule['status']}, "
         f"{rule['source']})",
         f">= {clock.iso_local(earliest)}, or give override_reason",
@@ -183,9 +185,11 @@ def _chosen_vial(s: Session, c: m.Course, data: InjectionIn, when: datetime) -> 
 def _refuse_against_due(
     before: NextInjection | None, view: dict[str, Any], units: Decimal, unit: str, reason: str | None
 ) -> dict[str, Any] | None:
-    """A dose the engine does not allow: any dose when it answers do-not-dose, or a dose above the dose due
-    (``registry_recording`` ``dose-above-due``). Refused without ``override_reason``; with one, the rule
-    overridden is returned (recorded with the injection)."""
+    """A dose the engine does not allow: any dose when it answers do-not-dose or no rule gives one
+    (outside-table), another injection the day a visit is complete or stopped (``visit-complete``,
+    ``visit-stops-after-reaction``), or a dose above the dose due (``registry_recording``
+    ``dose-above-due``). Refused without ``override_reason``; with one, the rule overridden is returned
+    (recorded with the injection)."""
     if before is None:
         return None
     rule = view.get("rule") or {}
@@ -197,6 +201,25 @@ def _refuse_against_due(
             f"no dose is due (rule {rule.get('id')}: {rule.get('text')}; {rule.get('status')}, "
             f"{rule.get('source')})",
             "no injection, or give override_reason",
+        )
+    if before.decision.kind == "outside-table":
+        if reason:
+            return {"rule": rule, "kind": "outside-table"}
+        raise InvalidInput(
+            "dose_ml",
+            f"no rule gives a dose (rule {rule.get('id')}: {rule.get('text')}; {rule.get('status')}, "
+            f"{rule.get('source')}): the clinician decides the dose and records why",
+            "give override_reason",
+        )
+    if before.visit_complete:
+        visit = view.get("visit") or {}
+        if reason:
+            return {"rule": visit, "kind": "visit-complete"}
+        raise InvalidInput(
+            "given_at",
+            f"today's visit is over (rule {visit.get('id')}: {visit.get('text')}; {visit.get('status')}, "
+            f"{visit.get('source')}): the next injection is at the next visit",
+            f"on or after {view.get('due_date') or 'the next visit'}, or give override_reason",
         )
     due = before.decision.dose
     if before.decision.kind != "dose" or due is None or units <= due.units:
