@@ -483,13 +483,17 @@ def interval_days_after(
         return 7 * weeks, Interval(r["id"], r["text"], b)
 
     ml_06 = top * Decimal("0.6")
-    if units < top:
-        if units >= ml_06:
-            return back("after_0_6_ml", int(ret["after_0_6_ml"]["next_full_after_weeks"]))
-        return back("below_0_6_ml", int(ret["below_0_6_ml"]["step_interval_weeks"][0]))
-    if hist and hist[-1].dose < top and any(h.dose >= top for h in hist):
-        key = "after_0_6_ml" if hist[-1].dose >= ml_06 else "below_0_6_ml"
-        return back(key, int(ret[key]["then_weeks"][0]))
+    doses = [h.dose for h in hist] + [units]
+    reduced, full_since = _last_reduction(doses, top)
+    if reduced is not None:
+        key = "after_0_6_ml" if reduced >= ml_06 else "below_0_6_ml"
+        if units < top:  # still on the way back: 0.6 mL -> full 4 weeks later; below: steps of 1-2 weeks
+            if key == "after_0_6_ml":
+                return back(key, int(ret[key]["next_full_after_weeks"]))
+            return back(key, int(ret[key]["step_interval_weeks"][0]))
+        then = ret[key]["then_weeks"]
+        if full_since <= len(then):  # the full dose again: then after 8 weeks (0.6) or 2, 4, 8 (below)
+            return back(key, int(then[full_since - 1]))
     mi = p["maintenance_interval_weeks"]
     if maintenance_interval_weeks is not None:
         weeks = int(maintenance_interval_weeks)
@@ -502,6 +506,23 @@ def interval_days_after(
         b = reference.basis(products, "maintenance interval", status=mi["status"], source=mi["source"])
         return None, Interval(none["id"], none["text"].format(source=mi["source"]), b)
     return 7 * weeks, Interval(iv["maintenance"]["id"], iv["maintenance"]["text"].format(weeks=weeks), b)
+
+
+def _last_reduction(doses: list[Decimal], top: Decimal) -> tuple[Decimal | None, int]:
+    """The maintenance reduction the course is returning from: the first dose of the latest run of doses
+    below ``top`` that follows a full dose (None when there is none), and how many full doses were given
+    after that run (0 while still below the full dose)."""
+    end = len(doses)
+    full_since = 0
+    while end > 0 and doses[end - 1] >= top:
+        end -= 1
+        full_since += 1
+    start = end
+    while start > 0 and doses[start - 1] < top:
+        start -= 1
+    if start == end or start == 0:  # no run below the full dose, or it is the build-up (no full dose before)
+        return None, full_since
+    return doses[start], full_since
 
 
 def _merge_days(hist: list[GivenInjection]) -> list[GivenInjection]:
