@@ -443,12 +443,21 @@ def test_aaaai_buildup_band_at_its_edges(reg: Registry, ultra_rush: int, days: i
     out = _give(reg, ultra_rush, _at(START, "08:00"))  # 0.1 mL, and the day goes no further
     assert out["dose"] == 0.1 and out["next"]["same_visit"] is True
     n = _next(reg, ultra_rush, _at(START + timedelta(days=days)))
-    _assert_rule(n["rule"], band_id, AAAAI_BUILDUP["status"], AAAAI_BUILDUP["source"])
+    # Table E5 counts from the missed visit, here the product's UNVERIFIED build-up interval: the band is
+    # UNVERIFIED and names both sources, and a dose from it needs a recorded reason
+    assert ULTRA_P["buildup_interval_status"] == "UNVERIFIED"
+    rule = n["rule"]
+    assert rule["id"] == band_id and rule["status"] == "UNVERIFIED"
+    assert (
+        rule["source"].startswith(AAAAI_BUILDUP["source"])
+        and ULTRA_P["buildup_interval_source"] in rule["source"]
+    )
     if AAAAI_DOSE[band_id] is None:
         assert n["kind"] == "outside-table" and n["dose"] is None
         _refused_without_a_reason(reg, ultra_rush, _at(START + timedelta(days=days)), band_id)
     else:
         assert n["kind"] == "dose" and n["dose"]["dose"] == AAAAI_DOSE[band_id]
+        _refused_without_a_reason(reg, ultra_rush, _at(START + timedelta(days=days)), band_id)
 
 
 @covers(AAAAI_MAINT["bands"][0]["id"], INTERVALS["none"]["id"])
@@ -469,9 +478,10 @@ def test_after_a_completed_ultra_rush_day_aaaai_has_no_maintenance_table_and_no_
 
 
 def _refused_without_a_reason(reg: Registry, cid: int, at: str, rule_id: str) -> None:
-    """No rule gives a dose: the service records none without a reason (here the 0.1 mL first step)."""
+    """No rule gives a dose, or the rule rests on UNVERIFIED data: the service records none without a reason
+    (here 0.05 mL, at or below every band's dose)."""
     with clock.frozen(at), pytest.raises(InvalidInput) as e:
-        inj.record_injection(reg, "n", course_id=cid, given_at=at, dose_ml="0.1", vial="1")
+        inj.record_injection(reg, "n", course_id=cid, given_at=at, dose_ml="0.05", vial="1")
     assert e.value.field == "dose_ml" and rule_id in str(e.value)
 
 

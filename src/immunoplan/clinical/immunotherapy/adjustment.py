@@ -243,6 +243,19 @@ def next_dose(
         measure_days = days
     band = _band(table["bands"], max(measure_days, 0))
     b = _basis(band["id"], table["status"], table["source"])
+    if ruleset == "aaaai" and not in_maintenance and p.get("buildup_interval_status") == "UNVERIFIED":
+        # Table E5 counts from the missed visit, which rests on the product's build-up interval: a band
+        # chosen with an UNVERIFIED interval is itself UNVERIFIED (it doses only with a recorded override)
+        b = _basis(
+            band["id"],
+            "UNVERIFIED",
+            f"{table['source']}; counted from the build-up interval ({p['buildup_interval_days']} days: "
+            f"{p['buildup_interval_source']})",
+        )
+        warnings.append(
+            f"The missed-dose band is counted from a {p['buildup_interval_days']}-day build-up interval "
+            "that is UNVERIFIED for this product: the dose needs a clinician's recorded reason."
+        )
     action = band["action"]
     units: Decimal
     text = band["text"]

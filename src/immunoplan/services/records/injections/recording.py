@@ -221,6 +221,15 @@ def _refuse_against_due(
             f"{visit.get('source')}): the next injection is at the next visit",
             f"on or after {view.get('due_date') or 'the next visit'}, or give override_reason",
         )
+    if before.decision.kind == "dose" and rule.get("status") == "UNVERIFIED" and before.decision.dose:
+        if reason:
+            return {"rule": rule, "kind": "unverified-rule"}
+        raise InvalidInput(
+            "dose_ml",
+            f"the dose due rests on UNVERIFIED data (rule {rule.get('id')}: {rule.get('text')}; "
+            f"{rule.get('source')}): it is given only with a clinician's recorded reason",
+            "give override_reason",
+        )
     due = before.decision.dose
     if before.decision.kind != "dose" or due is None or units <= due.units:
         return None
