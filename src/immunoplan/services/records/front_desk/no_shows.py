@@ -18,9 +18,9 @@ from immunoplan.registry.db import Registry
 from immunoplan.services.inputs import InputModel
 from immunoplan.services.records import injections
 from immunoplan.services.records.common import as_input
-from immunoplan.services.records.courses import course_by_id
 from immunoplan.services.records.fields import OptionalClinicDate
 from immunoplan.services.records.front_desk.late_list import no_show_row
+from immunoplan.services.records.injections.recording import immunotherapy_course
 from immunoplan.services.unit_of_work import write
 
 NOTE_MAX_CHARS = 500
@@ -34,22 +34,6 @@ class NoShowIn(InputModel):
     course_id: int = Field(ge=1, le=2**31 - 1)
     due_on: OptionalClinicDate = Field(None, json_schema_extra={"accepted": "YYYY-MM-DD, not after today"})
     note: str | None = Field(None, max_length=NOTE_MAX_CHARS)
-
-
-def _course(s: Session, course_id: int, patient_id: int | None) -> m.Course:
-    try:
-        c = course_by_id(s, course_id, lock=True, patient_id=patient_id)
-    except LookupError:
-        if patient_id is not None:
-            raise
-        raise InvalidInput("course_id", f"no course {course_id} in the registry") from None
-    if c.kind not in injections.IMMUNOTHERAPY_KINDS:
-        raise InvalidInput(
-            "course_id",
-            f"course {c.id} is {c.kind}, not an immunotherapy course",
-            ", ".join(injections.IMMUNOTHERAPY_KINDS),
-        )
-    return c
 
 
 def _refuse_duplicate(s: Session, c: m.Course, due_on: Any) -> None:
@@ -97,7 +81,7 @@ def record_no_show(
     d = as_input(NoShowIn, data)
 
     def fn(s: Session) -> dict[str, Any]:
-        c = _course(s, d.course_id, patient_id)
+        c = immunotherapy_course(s, d.course_id, patient_id)
         due_on = d.due_on or c.next_due_on
         if due_on is None:
             raise InvalidInput("due_on", f"course {c.id} has no due date: give the date missed", "YYYY-MM-DD")

@@ -287,7 +287,9 @@ def _checks_record(
     return to_jsonable({"pre_injection": check, "overridden": overridden})  # type: ignore[no-any-return]
 
 
-def _immunotherapy_course(s: Session, course_id: int, patient_id: int | None) -> m.Course:
+def immunotherapy_course(s: Session, course_id: int, patient_id: int | None) -> m.Course:
+    """The immunotherapy course ``course_id``, locked for the transaction; `InvalidInput` when there is no
+    such course or it is not an immunotherapy course (``patient_id``: another patient's: `LookupError`)."""
     try:
         c = course_by_id(s, course_id, lock=True, patient_id=patient_id)
     except LookupError:
@@ -318,7 +320,7 @@ def record(
     explicit_due = None if next_due_on in (None, "") else clock.parse_date("next_due_on", next_due_on)
 
     def fn(s: Session) -> dict[str, Any]:
-        c = _immunotherapy_course(s, data.course_id, patient_id)
+        c = immunotherapy_course(s, data.course_id, patient_id)
         now = clock.now()
         when = data.given_at or now
         refuse_future_given_at(when, now)
