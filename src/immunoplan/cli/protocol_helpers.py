@@ -115,6 +115,19 @@ RDD_PLAN_OPTIONS = (
         ),
     ),
     _text("override_reason", "--override-unverified", "Reason for using UNVERIFIED rules (recorded)."),
+    _text(
+        "dose_confirmation",
+        "--confirm-dose",
+        "Reason for a target outside the drug's usual dose range (recorded; else such a target is refused).",
+    ),
+    _text(
+        "weight_kg", "--weight-kg", "Weight (kg) for the usual-dose check per m2 (session: default latest)."
+    ),
+    _text(
+        "height_cm",
+        "--height-cm",
+        "Height (cm) for the usual-dose check per m2 (session: default the patient's).",
+    ),
 )
 rdd_plan_options = option_group("plan", RDD_PLAN_OPTIONS, dict)
 """Decorator: the desensitization plan options for a command's ``plan: dict[str, Any]`` parameter."""

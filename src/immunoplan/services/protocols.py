@@ -22,7 +22,7 @@ from typing import Any
 
 from immunoplan.clinical import desensitization as rdd
 from immunoplan.clinical import vocabularies
-from immunoplan.clinical.desensitization import breakthrough
+from immunoplan.clinical.desensitization import breakthrough, drug_data
 from immunoplan.clinical.desensitization.premedication import bedside_checklist, premedication
 from immunoplan.errors import InvalidInput
 from immunoplan.reference import limits
@@ -70,12 +70,24 @@ class DesensitizationResult:
     preparation: rdd.Preparation | None = None
     premedication: Any = None
     checklist: dict[str, Any] = field(default_factory=bedside_checklist)
+    drug_preparation: drug_data.DrugPreparation | None = None
+    concentration_checks: list[drug_data.ConcentrationCheck] = field(default_factory=list)
+    rounding_flags: list[drug_data.RoundingFlag] = field(default_factory=list)
+    dose_plausibility: drug_data.DosePlausibility | None = None
+    dose_confirmation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.plan.to_dict()
         d["preparation"] = self.preparation.to_dict() if self.preparation else None
         d["premedication"] = self.premedication.to_dict() if self.premedication else None
         d["checklist"] = self.checklist
+        d["drug_preparation"] = self.drug_preparation.to_dict() if self.drug_preparation else None
+        d["concentration_checks"] = self.concentration_checks
+        d["dose_rounding_flags"] = self.rounding_flags
+        threshold, basis = drug_data.rounding_threshold()
+        d["dose_rounding_threshold"] = {"value_pct": threshold, "basis": basis.to_dict()}
+        d["dose_plausibility"] = self.dose_plausibility.to_dict() if self.dose_plausibility else None
+        d["dose_confirmation"] = self.dose_confirmation
         return d
 
 
@@ -95,8 +107,17 @@ def plan_desensitization(
     premedication_regimen: str | None = None,
     initial_symptoms: tuple[str, ...] = (),
     override_reason: str | None = None,
+    weight_kg: Any = None,
+    height_cm: Any = None,
+    dose_confirmation: str | None = None,
 ) -> DesensitizationResult:
-    """Plan a rapid drug desensitization (protocols.md section 1.2; reference file ``rdd_protocols``)."""
+    """Plan a rapid drug desensitization (protocols.md section 1.2; reference file ``rdd_protocols``).
+
+    The target is checked against the drug's usual dose ranges (``rdd_drug_preparation``; per m2 with the
+    BSA from ``height_cm``/``weight_kg``): a sourced "outside" is refused (`InvalidInput` naming ``dose_mg``)
+    unless ``dose_confirmation`` gives a reason, recorded in the result; a range that cannot be computed is a
+    warning. The diluent, each bag's concentration against the label's limits, the stability and the
+    drawn-volume roundings above the threshold are added to the result and its warnings."""
     if not drug or not str(drug).strip():
         raise InvalidInput("drug", "must not be empty", "a drug name")
     target = limits.check("desensitization_dose_mg", dose_mg, "dose_mg")
@@ -113,11 +134,26 @@ def plan_desensitization(
         start=parse_start(start),
         override_reason=override_reason,
     )
+    confirmation = dose_confirmation.strip() if dose_confirmation and dose_confirmation.strip() else None
+    plausibility = drug_data.dose_plausibility(req.drug, target, weight_kg=weight_kg, height_cm=height_cm)
+    plausibility_warning = drug_data.require_confirmation(plausibility, confirmation)
     plan = rdd.generate(req)
     stock = _opt_decimal("stock_mg_ml", stock_mg_ml)
     prep = rdd.prepare(plan, stock) if stock is not None else None
     premed = premedication(premedication_regimen, tuple(initial_symptoms)) if premedication_regimen else None
-    return DesensitizationResult(plan, prep, premed)
+    drug_prep = drug_data.drug_preparation(req.drug)
+    checks = drug_data.concentration_checks(drug_prep, plan.bags)
+    flags = drug_data.dose_rounding_flags(prep) if prep is not None else []
+    warnings = [w for w in (plausibility_warning, drug_prep.message) if w]
+    warnings += [c.message for c in checks if c.message]
+    warnings += [f.message for f in flags]
+    stability = drug_data.stability_warning(drug_prep, plan.total_minutes)
+    if stability:
+        warnings.append(stability)
+    plan.warnings.extend(warnings)
+    return DesensitizationResult(
+        plan, prep, premed, bedside_checklist(), drug_prep, checks, flags, plausibility, confirmation
+    )
 
 
 def replan_desensitization(

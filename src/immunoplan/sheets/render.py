@@ -43,6 +43,68 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+SHEET_HEADER_KEYS = (
+    "patient_name",
+    "pseudo_id",
+    "mrn",
+    "birth_date",
+    "weight_kg",
+    "height_cm",
+    "allergy_alert",
+    "date",
+    "cycle",
+    "session_id",
+    "course_id",
+)
+
+
+def rdd_context(d: dict[str, Any], prepared_at: datetime | None = None) -> dict[str, Any]:
+    """A desensitization plan (``DesensitizationResult.to_dict()``, as stored or fresh) with everything the
+    rdd sheets print: the patient header (``sheet``: blank, labelled lines when the plan has no patient),
+    the drug's diluent/limits/stability, each bag's concentration against them, the drawn-volume roundings
+    above the threshold, and ``prepared`` (prepared at / use by in clinic time when ``prepared_at`` is
+    given). A stored plan from before these existed is completed from the reference data."""
+    from immunoplan.clinical.desensitization import drug_data
+
+    out = dict(d)
+    given = out.get("sheet") or {}
+    header = {k: given.get(k) for k in SHEET_HEADER_KEYS}
+    header["blank"] = not given
+    header["allergy_alert"] = header["allergy_alert"] or f"drug allergy: {out.get('drug', '')}"
+    out["sheet"] = header
+    dp = out.get("drug_preparation")
+    if not dp:
+        prep_obj = drug_data.drug_preparation(str(out.get("drug", "")))
+        dp = plain(prep_obj.to_dict())
+        out["drug_preparation"] = dp
+        out["concentration_checks"] = plain(drug_data.concentration_checks(prep_obj, out.get("bags") or []))
+    if out.get("preparation") and "dose_rounding_flags" not in out:
+        out["dose_rounding_flags"] = plain(drug_data.dose_rounding_flags(out["preparation"]))
+    out.setdefault("concentration_checks", [])
+    out.setdefault("dose_rounding_flags", [])
+    if not out.get("dose_rounding_threshold"):
+        threshold, basis = drug_data.rounding_threshold()
+        out["dose_rounding_threshold"] = {"value_pct": threshold, "basis": basis.to_dict()}
+    plaus = out.get("dose_plausibility") or {}
+    out["dose_plausibility_basis"] = list(plaus.get("basis") or [])
+    out.setdefault("dose_confirmation", None)
+    out.setdefault("session_reactions", [])
+    out.setdefault("premedication", None)
+    out.setdefault("warnings", [])
+    out.setdefault("basis", [])
+    hours = dp.get("room_temperature_hours")
+    use_by = (
+        drug_data.use_by(prepared_at, Decimal(str(hours)))
+        if prepared_at is not None and hours is not None
+        else None
+    )
+    out["prepared"] = {
+        "prepared_at": clock.format_local(prepared_at) if prepared_at is not None else None,
+        "use_by": clock.format_local(use_by) if use_by is not None else None,
+    }
+    return out
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("immunoplan.sheets", "templates"),
@@ -56,14 +118,23 @@ def _env() -> Environment:
 
 
 def render_html(
-    sheet: str, data: dict[str, Any], *, page_size: str = "A4", generated: datetime | None = None
+    sheet: str,
+    data: dict[str, Any],
+    *,
+    page_size: str = "A4",
+    generated: datetime | None = None,
+    prepared_at: datetime | None = None,
 ) -> str:
-    """HTML of ``sheet`` (one of `SHEETS`) for the service result dict ``data``."""
+    """HTML of ``sheet`` (one of `SHEETS`) for the service result dict ``data`` (rdd sheets: `rdd_context`;
+    ``prepared_at`` prints the bags' use-by time)."""
     check_choice("sheet", sheet, SHEETS)
     check_choice("page_size", page_size, PAGE_SIZES)
     template = _env().get_template(f"{sheet}.html")
+    d = plain(data)
+    if sheet.startswith("rdd"):
+        d = rdd_context(d, prepared_at)
     return template.render(
-        d=plain(data),
+        d=d,
         page_size=page_size,
         version=__version__,
         generated=clock.format_local(generated or clock.now()),
@@ -71,12 +142,17 @@ def render_html(
 
 
 def render_pdf(
-    sheet: str, data: dict[str, Any], *, page_size: str = "A4", generated: datetime | None = None
+    sheet: str,
+    data: dict[str, Any],
+    *,
+    page_size: str = "A4",
+    generated: datetime | None = None,
+    prepared_at: datetime | None = None,
 ) -> bytes:
     """PDF bytes of ``sheet`` (WeasyPrint)."""
     from weasyprint import HTML  # imported lazily: slow to import
 
-    html = render_html(sheet, data, page_size=page_size, generated=generated)
+    html = render_html(sheet, data, page_size=page_size, generated=generated, prepared_at=prepared_at)
     return HTML(string=html).write_pdf()
 
 

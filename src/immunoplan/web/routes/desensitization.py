@@ -65,6 +65,9 @@ def _form_context(request: Request, patient_id: int, f: forms.FormState) -> dict
         "patient_id": patient_id,
         "pseudo_id": pseudo,
         "form": f,
+        "premedication_choices": [
+            (r["id"], r["name"]) for r in reference.load("rdd_premedication")["regimens"]
+        ],
     }
 
 
@@ -243,23 +246,36 @@ async def finish(request: Request, session_id: int) -> Response:
     include_in_schema=False,
 )
 async def sheet(
-    request: Request, session_id: int, sheet: str, format: Literal["html", "pdf"] = "html"
+    request: Request,
+    session_id: int,
+    sheet: str,
+    format: Literal["html", "pdf"] = "html",
+    prepared_at: str | None = None,
 ) -> Response:
-    """Printable pharmacy / nursing / full sheets (``immunoplan.sheets``), HTML or PDF."""
+    """Printable pharmacy / nursing / full sheets (``immunoplan.sheets``), HTML or PDF, with the patient
+    header, drug-allergy alert, cycle, premedication and the session's reactions (``sheet_data``);
+    ``?prepared_at=YYYY-MM-DDTHH:MM`` (clinic time) prints the bags' use-by time."""
+    from immunoplan import clock
+    from immunoplan.services.records.desensitization.sheets import sheet_data
     from immunoplan.sheets.render import render_html, render_pdf
 
     if sheet not in SHEETS:
         raise HTTPException(404, f"no sheet {sheet!r}")
-    data = _view(request, session_id)["result"]
-    if not data.get("steps"):
-        raise HTTPException(404, "this session has no stored plan to print")
+    _view(request, session_id)  # 404 for an unknown session
+    try:
+        data = sheet_data(registry_of(request), session_id)
+        prepared = clock.parse_local("prepared_at", prepared_at) if prepared_at else None
+    except InvalidInput as exc:
+        if exc.field == "prepared_at":
+            raise HTTPException(422, forms.message(exc)) from None
+        raise HTTPException(404, "this session has no stored plan to print") from None
     if format == "pdf":
         return Response(
-            render_pdf(sheet, data),
+            render_pdf(sheet, data, prepared_at=prepared),
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="{sheet}-{session_id}.pdf"'},
         )
-    return HTMLResponse(render_html(sheet, data))
+    return HTMLResponse(render_html(sheet, data, prepared_at=prepared))
 
 
 # ------------------------------------------------------------------------------------------------- JSON API

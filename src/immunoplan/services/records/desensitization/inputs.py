@@ -88,6 +88,17 @@ class PlanIn(InputModel):
     premedication_regimen: str | None = Field(None, max_length=64)
     initial_symptoms: CodeList = Field(default_factory=list, max_length=10)
     override_reason: str | None = Field(None, max_length=500)
+    weight_kg: Decimal | None = limits.limit("weight_kg").pydantic(
+        None, description="for the usual-dose check per m2 (default: the patient's latest weight)"
+    )
+    height_cm: Decimal | None = limits.limit("height_cm").pydantic(
+        None, description="for the usual-dose check per m2 (default: the patient's height)"
+    )
+    dose_confirmation: str | None = Field(
+        None,
+        max_length=500,
+        description="why a target outside the drug's usual dose range is right (recorded with the session)",
+    )
 
     def request(self) -> dict[str, Any]:
         """Keyword arguments of `plan_desensitization`, JSON-able (numbers as exact text): stored with the

@@ -36,6 +36,7 @@ from immunoplan.services.records.desensitization.state import (
     session_cycle,
     write_view,
 )
+from immunoplan.services.records.patients import latest_measurement
 
 KIND = "drug_desensitization"
 OPEN_COURSE = ("planned", "active")
@@ -137,6 +138,36 @@ def _open_session(
     return row
 
 
+def _with_body_size(reg: Registry, inp: SessionStartIn, request: dict[str, Any]) -> dict[str, Any]:
+    """The request with the patient's latest weight and height (for the usual-dose check per m2) where the
+    request gives none; stored with the session so a re-plan checks the same numbers."""
+    if "weight_kg" in request and "height_cm" in request:
+        return request
+    with reg.session() as s:
+        if inp.patient_id is not None:
+            p = s.get(m.Patient, inp.patient_id)
+        else:
+            try:
+                p = find_patient(s, inp.pseudo_id)
+            except InvalidInput:
+                return request  # refused inside the transaction, naming the patient
+        if p is None:
+            return request
+        weight = latest_measurement(s, p.id, "weight_kg")
+        height = latest_measurement(s, p.id, "height_cm") or p.height_cm
+    out = dict(request)
+    if "weight_kg" not in out and weight is not None:
+        out["weight_kg"] = plain_text(weight)
+    if "height_cm" not in out and height is not None:
+        out["height_cm"] = plain_text(height)
+    return out
+
+
+def plain_text(x: float) -> str:
+    """A measurement (stored as float) as short exact text for the stored request."""
+    return format(Decimal(str(x)).normalize(), "f")
+
+
 def start_session(
     reg: Registry, actor: str, data: SessionStartIn | Mapping[str, Any], *, idempotency_key: Any = None
 ) -> dict[str, Any]:
@@ -145,7 +176,7 @@ def start_session(
     inp = as_input(SessionStartIn, data)
     if inp.patient_id is None and not inp.pseudo_id:
         raise InvalidInput("patient_id", "is required", "a patient's registry id")
-    request = inp.plan_in().request()
+    request = _with_body_size(reg, inp, inp.plan_in().request())
     result = to_jsonable(regenerate_plan(request))  # the engine's refusals (InvalidInput) before any write
 
     def run(s: Session) -> dict[str, Any]:
