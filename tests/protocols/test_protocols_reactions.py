@@ -97,7 +97,14 @@ def test_wao_report_format() -> None:
         (F("confusion"), "severe", "VERIFIED"),
         (F("collapse", "urticaria"), "severe", "VERIFIED"),
         (F("incontinence"), "severe", "VERIFIED"),
-        (F("urticaria", "hypotension"), "severe", "UNVERIFIED"),  # numeric criterion not read
+        (F("urticaria", "hypotension"), "severe", "SECONDARY"),  # numeric criteria read as a quotation
+        (F("wheeze", spo2_pct=Decimal(90)), "severe", "SECONDARY"),  # SpO2 <= 92 %
+        (F("wheeze", spo2_pct=Decimal(92)), "severe", "SECONDARY"),  # at the threshold
+        (F("wheeze", spo2_pct=Decimal("92.1")), "moderate", "VERIFIED"),
+        (F("urticaria", sbp_mmhg=Decimal(89)), "severe", "SECONDARY"),  # SBP < 90 mmHg (adults)
+        (F("urticaria", sbp_mmhg=Decimal(90)), "mild", "VERIFIED"),
+        (F("urticaria", sbp_mmhg=Decimal(70), adult=False), "mild", "VERIFIED"),  # adult criterion: warned
+        (F("confusion", spo2_pct=Decimal(85)), "severe", "VERIFIED"),  # neurological: read in the abstract
         (F("rhinitis"), None, "VERIFIED"),
     ],
 )
@@ -222,14 +229,26 @@ def test_grade_cli_bad_input(cli, args) -> None:
     assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1
 
 
-def test_vital_signs_are_recorded_but_never_graded_on() -> None:
+def test_brown_grades_on_spo2_and_systolic_bp_other_scales_do_not() -> None:
     low = F("urticaria", sbp_mmhg=Decimal(70), spo2_pct=Decimal(85))
     g = grade("brown2004", low)
-    assert g.grade == "mild" and any("not used to grade" in w for w in g.warnings)
+    assert g.grade == "severe" and g.basis.status == "SECONDARY"
+    assert any("SpO2 85" in r for r in g.reasons) and any("systolic BP 70" in r for r in g.reasons)
+    assert "PMC9156473" in g.basis.source
     assert grade("wao2017", low).grade == "1"
+    assert any("not used to grade" in w for w in grade("wao2017", low).warnings)
+    child = grade("brown2004", F("urticaria", sbp_mmhg=Decimal(70), adult=False))
+    assert child.grade == "mild" and any("for adults" in w for w in child.warnings)
     with pytest.raises(InvalidInput) as e:
         F("urticaria", spo2_pct=Decimal(120))
     assert e.value.field == "spo2_pct"
+
+
+def test_brown_names_findings_it_cannot_place_without_lowering_the_grade() -> None:
+    g = grade("brown2004", F("wheeze", "fever", "chills"))
+    assert g.grade == "moderate"
+    assert any("fever" in w and "chills" in w and "not lowered" in w for w in g.warnings)
+    assert grade("brown2004", F("confusion", "fever")).grade == "severe"
 
 
 def test_choices_list_every_accepted_value() -> None:

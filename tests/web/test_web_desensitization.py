@@ -393,3 +393,136 @@ def test_breakthrough_graded_from_findings(nurse: WebClient, clinician: WebClien
     assert "Grade: moderate (brown2004, computed from the findings)" in text and "SpO2 93 %" in text
     with registry.session() as s:
         assert s.scalars(select(m.Reaction.grade)).one() == "moderate"
+
+
+# ------------------------------------------------------------- reaction record: treatments, vitals, tryptase
+
+
+def _reaction_form(page: str, sid: int, **form: str) -> dict[str, str]:
+    return {"idempotency_key": _key(page, f"/desensitization/{sid}/reactions"), **form}
+
+
+def test_reaction_with_treatments_vitals_tryptase_and_baseline(
+    nurse: WebClient, clinician: WebClient, registry: Any
+) -> None:
+    _, sid = _session(clinician)
+    page = nurse.get(f"/desensitization/{sid}").text
+    assert 'name="tryptase_ng_ml"' in page and 'name="temperature_c"' in page and 'name="tr_drug_0"' in page
+    assert "Body temperature (°C)" in html_text(page) and "SpO2 &le; 92 %" in page
+    r = nurse.post(
+        f"/desensitization/{sid}/baseline",
+        {"idempotency_key": _key(page, f"/desensitization/{sid}/baseline"), "tryptase_ng_ml": "4.4",
+         "systolic_bp_mmhg": "124", "diastolic_bp_mmhg": "80"},
+    )  # fmt: skip
+    assert r.status_code == 303
+    assert _mark(nurse, sid, 1).status_code == 303
+    at(10)
+    page = nurse.get(f"/desensitization/{sid}").text
+    form = _reaction_form(
+        page, sid, step_no="1", findings="wheeze", spo2_pct="90", systolic_bp_mmhg="112",
+        diastolic_bp_mmhg="70",
+        heart_rate_bpm="118", temperature_c="37.3", tryptase_ng_ml="14.2", onset_at="2026-11-21T09:08",
+        tr_drug_0="epinephrine", tr_dose_0="0.5", tr_unit_0="mg", tr_route_0="IM", tr_given_at_0="09:09",
+        tr_drug_1="salbutamol", tr_dose_1="4", tr_unit_1="puffs", tr_route_1="inhaled", tr_given_at_1="",
+        tr_drug_2="", tr_dose_2="", tr_unit_2="", tr_route_2="", tr_given_at_2="",
+    )  # fmt: skip
+    r = nurse.post(f"/desensitization/{sid}/reactions", form)
+    assert r.status_code == 303, html_text(r.text)[:800]
+    text = html_text(nurse.get(f"/desensitization/{sid}").text)
+    assert "Grade: severe (brown2004, computed from the findings)" in text and "SECONDARY" in text
+    assert "Endophenotype: type I" in text
+    assert (
+        "SpO2 90 %" in text
+        and "Body temperature 37.3 °C" in text
+        and "Diastolic blood pressure 70 mmHg" in text
+    )
+    assert "Tryptase 14.2 ng/mL" in text and "(baseline 4.4 ng/mL)" in text
+    assert "epinephrine" in text and "0.5 mg" in text and "salbutamol" in text and "4 puffs" in text
+    assert "tryptase 4.4 ng/mL" in text  # the baseline in the session facts
+    assert "No resumption today" in text
+    with registry.session() as s:
+        rx = s.scalars(select(m.Reaction)).one()
+        assert [t["drug"] for t in rx.treatments_given] == ["epinephrine", "salbutamol"]
+        assert rx.vital_signs["temperature_c"] == "37.3" and str(rx.tryptase_ng_ml) == "14.2"
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"temperature_c": "420"}, "temperature_c", "[25, 45] °C"),
+        ({"tryptase_ng_ml": "-1"}, "tryptase_ng_ml", "ng/mL"),
+        ({"tr_drug_0": "x" * 5000, "tr_dose_0": "1", "tr_unit_0": "mg", "tr_route_0": "IV"},
+         "treatments.0.drug",
+         "at most 120 characters"),
+        ({"tr_drug_0": "a", "tr_dose_0": "1", "tr_unit_0": "kg", "tr_route_0": "IV"},
+         "treatments.0.unit", "kg"),
+        ({"tr_drug_1": "a", "tr_dose_1": "1", "tr_unit_1": "mg", "tr_route_1": "IV"}, "treatments.0.drug",
+         "from the first one"),
+    ],
+)  # fmt: skip
+def test_bad_reaction_values_show_next_to_their_field(
+    nurse: WebClient, clinician: WebClient, registry: Any, form: dict[str, str], field: str, words: str
+) -> None:
+    _, sid = _session(clinician)
+    assert _mark(nurse, sid, 1).status_code == 303
+    page = nurse.get(f"/desensitization/{sid}").text
+    r = nurse.post(
+        f"/desensitization/{sid}/reactions", _reaction_form(page, sid, step_no="1", findings="wheeze", **form)
+    )
+    assert r.status_code == 422
+    assert words in r.text and 'class="field-error"' in r.text
+    if not field.startswith("treatments"):
+        assert f'id="e-bt-{field}"' in r.text  # the message is next to its field
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.Reaction)) == 0
+
+
+HOSTILE = [
+    " ",
+    "-0",
+    "1e9999",
+    "NaN",
+    "inf",
+    "0x10",
+    "<script>",
+    "'; drop table reactions;--",
+    "\x00",
+    "٣",
+    "9" * 400,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_reaction_and_baseline_values_are_never_500(
+    nurse: WebClient, clinician: WebClient, value: str
+) -> None:
+    _, sid = _session(clinician)
+    assert _mark(nurse, sid, 1).status_code == 303
+    for name in ("temperature_c", "tryptase_ng_ml", "diastolic_bp_mmhg", "tryptase_at", "scale", "phenotype",
+                 "bronchodilator_response", "tr_drug_0", "tr_dose_0", "tr_unit_0", "tr_route_0",
+                 "tr_given_at_0",
+                 "tr_drug_7", "treatments"):  # fmt: skip
+        r = nurse.post(
+            f"/desensitization/{sid}/reactions", {"step_no": "1", "findings": "wheeze", name: value}
+        )
+        assert r.status_code in (303, 422), (name, value, r.status_code)  # 303: a plausible value (-0)
+        b = nurse.post(f"/desensitization/{sid}/baseline", {"temperature_c": value, "tryptase_ng_ml": value})
+        assert b.status_code in (303, 422), (value, b.status_code)
+
+
+def test_api_baseline_and_reaction_with_treatments(clinician: WebClient) -> None:
+    _, sid = _session(clinician)
+    r = clinician.post(f"/api/desensitization/{sid}/baseline", json={"tryptase_ng_ml": "5.0"})
+    assert r.status_code == 201 and r.json()["baseline"]["tryptase_ng_ml"] == 5.0
+    r = clinician.post(f"/api/desensitization/{sid}/baseline", json={"temperature_c": 420})
+    assert r.status_code == 422 and "temperature_c" in r.text
+    clinician.post(f"/api/desensitization/{sid}/steps", json={"step_no": 1})
+    r = clinician.post(
+        f"/api/desensitization/{sid}/reactions",
+        json={"step_no": 1, "findings": ["wheeze"], "spo2_pct": 90,
+              "treatments": [{"drug": "epinephrine", "dose": "0.5", "unit": "mg", "route": "IM"}]},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert r.json()["grade"]["grade"] == "severe"
+    view = clinician.get(f"/api/desensitization/{sid}").json()
+    assert view["reactions"][0]["treatments"][0]["drug"] == "epinephrine"

@@ -238,5 +238,5 @@ def test_reaction_graded_from_findings(cli: Any, db: str) -> None:
     _refused(cli(*base, "--finding", "wheeze", "--severity", "mild"), "severity", "accepted: moderate")
     r = cli(*base, "--finding", "wheeze", "--finding", "hypoxia", "--spo2-pct", "90", "--json")
     assert r.code == 0, r.stderr
-    assert r.json["grade"]["grade"] == "severe" and r.json["grade"]["basis"]["status"] == "UNVERIFIED"
+    assert r.json["grade"]["grade"] == "severe" and r.json["grade"]["basis"]["status"] == "SECONDARY"
     assert r.json["continuation"] == []

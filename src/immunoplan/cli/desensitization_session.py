@@ -1,7 +1,7 @@
-"""``immunoplan desensitization-session start|step|reaction|finish|show``: run a rapid drug desensitization
-session through the service layer (`immunoplan.services.records.desensitization`), with every rule of the
-service (UNVERIFIED plan without override, steps in order, a step started early, stop after a breakthrough,
-a step recorded once, a finished session).
+"""``immunoplan desensitization-session start|baseline|step|reaction|finish|show``: run a rapid drug
+desensitization session through the service layer (`immunoplan.services.records.desensitization`), with every
+rule of the service (UNVERIFIED plan without override, steps in order, a step started early, stop after a
+breakthrough, a step recorded once, a finished session).
 
 Times are clinic time (``IMMUNOPLAN_TIMEZONE``): ``--given-at``/``--onset-at``/``--ended-at`` without an
 offset are clinic-local wall time; JSON prints clinic-local ISO times with their offset. A refusal exits 2
@@ -55,7 +55,19 @@ def _render_view(v: dict[str, Any]) -> None:
     for r in v["reactions"]:
         console.print(
             f"[red]reaction[/red] at step {r['step']}: {r['grade']} ({r['scale']}) {r['onset_at'] or ''}"
+            + (f" · phenotype {r['phenotype']}" if r.get("phenotype") else "")
         )
+        vit = r.get("vital_signs") or {}
+        if vit or r.get("tryptase_ng_ml") is not None:
+            console.print(
+                "  "
+                + ", ".join(f"{k}={x}" for k, x in vit.items())
+                + (f" tryptase {r['tryptase_ng_ml']} ng/mL" if r.get("tryptase_ng_ml") is not None else "")
+            )
+        for t in r.get("treatments") or []:
+            console.print(
+                f"  treated: {t['drug']} {t['dose']} {t['unit']} {t['route']} {t.get('given_at') or ''}"
+            )
     if v.get("blocked"):
         console.print(f"[yellow]{v['blocked']}[/yellow]")
 
@@ -153,6 +165,30 @@ def reaction(
         None, "--systolic-bp-mmhg", help="Systolic BP (mmHg; recorded)."
     ),
     heart_rate_bpm: str | None = typer.Option(None, "--heart-rate-bpm", help="Heart rate (/min; recorded)."),
+    diastolic_bp_mmhg: str | None = typer.Option(
+        None, "--diastolic-bp-mmhg", help="Diastolic BP (mmHg; recorded)."
+    ),
+    temperature_c: str | None = typer.Option(None, "--temperature-c", help="Temperature (°C; recorded)."),
+    tryptase_ng_ml: str | None = typer.Option(
+        None, "--tryptase-ng-ml", help="Serum tryptase at the reaction (ng/mL = ug/L; recorded)."
+    ),
+    tryptase_at: str | None = typer.Option(
+        None, "--tryptase-at", help="When the tryptase was sampled, clinic time (default now)."
+    ),
+    scale: str = typer.Option(
+        "brown2004",
+        "--scale",
+        help="Scale the reaction is recorded on: brown2004 (default), wao2017, ctcae-allergic, ctcae-irr "
+        "(Brown 2004 is computed too: the re-plan uses it).",
+    ),
+    phenotype: str | None = typer.Option(
+        None,
+        "--phenotype",
+        help="Endophenotype (type I, cytokine release, mixed): only when the findings do not decide it.",
+    ),
+    bronchodilator_response: str | None = typer.Option(
+        None, "--bronchodilator-response", help="responds, not-responding or worsening (WAO grade 3)."
+    ),
     minutes_into_step: str | None = typer.Option(
         None,
         "--minutes-into-step",
@@ -161,7 +197,16 @@ def reaction(
     steps_back: int = STEPS_BACK_OPT,
     choose: str | None = CHOOSE_OPT,
     onset_at: str | None = typer.Option(None, "--onset-at", help="Onset, clinic time (default now)."),
-    treatment: str | None = typer.Option(None, "--treatment", help="Treatment given (text)."),
+    treatment: list[str] = typer.Option(
+        [],
+        "--treatment",
+        help="Treatment given (repeat): DRUG:DOSE:UNIT:ROUTE[@HH:MM], e.g. epinephrine:0.5:mg:IM@10:42 "
+        "(units mg, mcg, g, mL, L/min, puffs, units, mg/kg, mcg/kg; routes IV, IM, SC, PO, inhaled, "
+        "nebulised, intranasal, topical, other; HH:MM clinic time on the reaction's day).",
+    ),
+    treatment_note: str | None = typer.Option(
+        None, "--treatment-note", help="Notes on the treatment (text)."
+    ),
     *,
     call: RegistryCall,
 ) -> None:
@@ -181,7 +226,15 @@ def reaction(
         steps_back=steps_back,
         chosen=choose,
         onset_at=onset_at,
-        treatment=treatment,
+        diastolic_bp_mmhg=diastolic_bp_mmhg,
+        temperature_c=temperature_c,
+        tryptase_ng_ml=tryptase_ng_ml,
+        tryptase_at=tryptase_at,
+        scale=scale,
+        phenotype=phenotype,
+        bronchodilator_response=bronchodilator_response,
+        treatments=list(treatment),
+        treatment=treatment_note,
     )
     call.emit(svc.view_json(call.write(svc.record_breakthrough, inp)), _render_breakthrough)
 
@@ -194,12 +247,51 @@ def _render_breakthrough(r: dict[str, Any]) -> None:
     )
     g = r["grade"]
     console.print(f"grade {g['grade']} ({g['scale']}, {'computed' if g['computed'] else 'clinician'})")
+    if g["scale"] != "brown2004":
+        b = g["brown"]
+        console.print(f"Brown 2004: {b['grade']} ({'computed' if b['computed'] else 'clinician'})")
+    ph = r["phenotype"]
+    console.print(f"phenotype {ph['phenotype']} ({'computed' if ph['computed'] else 'chosen'})")
     console.print("applied: " + ", ".join(rp["applied"]))
     steps = [s["step_no"] for s in r["continuation"]]
     console.print(
         f"continuation {r['replan_no']}: steps {steps[0]}-{steps[-1]}" if steps else "no continuation today"
     )
     print_warnings(rp["warnings"])
+
+
+@session_app.command("baseline")
+@writes
+def baseline(
+    session: int = SESSION_OPT,
+    tryptase_ng_ml: str | None = typer.Option(
+        None, "--tryptase-ng-ml", help="Baseline serum tryptase (ng/mL = ug/L)."
+    ),
+    tryptase_at: str | None = typer.Option(
+        None, "--tryptase-at", help="When it was sampled, clinic time (default now)."
+    ),
+    systolic_bp_mmhg: str | None = typer.Option(None, "--systolic-bp-mmhg", help="Systolic BP (mmHg)."),
+    diastolic_bp_mmhg: str | None = typer.Option(None, "--diastolic-bp-mmhg", help="Diastolic BP (mmHg)."),
+    heart_rate_bpm: str | None = typer.Option(None, "--heart-rate-bpm", help="Heart rate (/min)."),
+    spo2_pct: str | None = typer.Option(None, "--spo2-pct", help="SpO2 (%)."),
+    temperature_c: str | None = typer.Option(None, "--temperature-c", help="Temperature (°C)."),
+    *,
+    call: RegistryCall,
+) -> None:
+    """Record the session's baseline before the first step: tryptase and/or vital signs."""
+    svc = _svc()
+    inp = validated(
+        svc.BaselineIn,
+        session_id=session,
+        tryptase_ng_ml=tryptase_ng_ml,
+        tryptase_at=tryptase_at,
+        systolic_bp_mmhg=systolic_bp_mmhg,
+        diastolic_bp_mmhg=diastolic_bp_mmhg,
+        heart_rate_bpm=heart_rate_bpm,
+        spo2_pct=spo2_pct,
+        temperature_c=temperature_c,
+    )
+    call.emit(svc.view_json(call.write(svc.record_baseline, inp)), _render_row)
 
 
 @session_app.command("finish")

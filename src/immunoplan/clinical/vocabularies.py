@@ -109,3 +109,31 @@ def premedication_symptoms() -> tuple[str, ...]:
         k for reg in reference.load("rdd_premedication")["regimens"] for k in reg.get("if_symptoms") or {}
     )
     return tuple(dict.fromkeys(keys))
+
+
+# ------------------------------------------------------------------------------- desensitization reactions
+BREAKTHROUGH_SCALES: tuple[str, ...] = ("brown2004", "wao2017", "ctcae-allergic", "ctcae-irr")
+"""Scales a clinician may record a desensitization breakthrough reaction on (graders in
+``clinical/reactions``: Brown 2004, the default, which the re-plan options of ``rdd_breakthrough`` are keyed
+by and which is always computed too; WAO 2017; CTCAE 'allergic reaction' (hypersensitivity) and 'infusion
+related reaction')."""
+
+REACTION_PHENOTYPES: tuple[str, ...] = ("type I", "cytokine release", "mixed")
+"""Endophenotypes of a drug hypersensitivity reaction a clinician may choose when the findings do not decide
+(``grading_phenotypes``: Brigham phenotypes, Isabwe 2018; seed 004)."""
+
+TREATMENT_ROUTES: tuple[str, ...] = (
+    "IV",
+    "IM",
+    "SC",
+    "PO",
+    "inhaled",
+    "nebulised",
+    "intranasal",
+    "topical",
+    "other",
+)
+"""Routes of a treatment given for a reaction (``IV`` and ``PO`` as written in ``rdd_premedication``)."""
+
+TREATMENT_UNITS: tuple[str, ...] = ("mg", "mcg", "g", "mL", "L/min", "puffs", "units", "mg/kg", "mcg/kg")
+"""Units of the dose of a treatment given for a reaction (``L/min`` for oxygen, ``mL`` for fluids)."""

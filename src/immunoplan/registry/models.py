@@ -371,6 +371,11 @@ class DesensitizationSession(Base):
     dose_given_mg: Mapped[Decimal | None] = mapped_column(ExactDecimal())  # recorded when finished
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     basis: Mapped[list[Any] | None] = mapped_column(JSON)
+    # before the first step: serum tryptase (ng/mL = ug/L) with its sampling time, and vital signs
+    # ({"systolic_bp_mmhg", "diastolic_bp_mmhg", "heart_rate_bpm", "spo2_pct", "temperature_c"} as exact text)
+    baseline_tryptase_ng_ml: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    baseline_tryptase_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    baseline_vital_signs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class DesensitizationStep(Correctable, Base):
@@ -440,6 +445,16 @@ class Reaction(Correctable, Base):
     treatment: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(32))  # resolved, ongoing, hospitalised ...
     basis: Mapped[list[Any] | None] = mapped_column(JSON)
+    # vital signs at the reaction ({"systolic_bp_mmhg", "diastolic_bp_mmhg", "heart_rate_bpm", "spo2_pct",
+    # "temperature_c"} as exact text); the treatments given ([{"drug", "dose", "unit", "route", "given_at"}]);
+    # serum tryptase (ng/mL = ug/L) and when it was sampled; every scale graded ([{scale, grade, basis ...}],
+    # the recorded one in grade/scale); the endophenotype (type I, cytokine release, mixed, undetermined)
+    vital_signs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    treatments_given: Mapped[list[Any] | None] = mapped_column(JSON)
+    tryptase_ng_ml: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    tryptase_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    grades: Mapped[list[Any] | None] = mapped_column(JSON)
+    phenotype: Mapped[str | None] = mapped_column(String(32))
 
 
 class User(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from immunoplan.validation import check_choice
 
-from .brown import grade_brown
+from .brown import grade_brown, numeric_severe
 from .ctcae import grade_ctcae
 from .findings import BIOMARKERS, BRONCHODILATOR, INTERVENTIONS, TREATMENTS, Findings, Grade, symptom_codes
 from .phenotype import phenotype
@@ -19,7 +19,7 @@ def grade(scale: str, findings: Findings) -> Grade:
     """Grade ``findings`` on ``scale`` (one of `SCALES`)."""
     check_choice("scale", scale, SCALES)
     g = _grade(scale, findings)
-    note = findings.vital_sign_note()
+    note = findings.vital_sign_note(scale)
     if note:
         g.warnings.append(note)
     return g
@@ -49,6 +49,7 @@ __all__ = [
     "Grade",
     "grade",
     "grade_brown",
+    "numeric_severe",
     "grade_ctcae",
     "grade_seed001",
     "grade_wao",

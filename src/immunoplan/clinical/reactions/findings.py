@@ -61,6 +61,8 @@ class Findings:
     sbp_mmhg: Decimal | None = None
     spo2_pct: Decimal | None = None
     heart_rate_bpm: Decimal | None = None
+    #: the patient is an adult (Brown 2004's systolic BP criterion is for adults); None = not known
+    adult: bool | None = None
 
     def __post_init__(self) -> None:
         known = symptom_codes()
@@ -90,13 +92,19 @@ class Findings:
                 "symptom", "at least one symptom (or death) is needed to grade", "symptom codes"
             )
 
-    def vital_sign_note(self) -> str | None:
-        """Numeric vital signs are recorded but never graded on: no numeric threshold was verified."""
+    def vital_sign_note(self, scale: str | None = None) -> str | None:
+        """Numeric vital signs are recorded; only Brown 2004 grades on them (its SpO2 and systolic BP
+        criteria, ``grading_brown2004`` ``severe_numeric_criteria``): on any other scale they are not graded
+        on."""
         if self.sbp_mmhg is None and self.spo2_pct is None and self.heart_rate_bpm is None:
             return None
+        if scale == "brown2004":
+            if self.heart_rate_bpm is None:
+                return None
+            return "heart rate recorded, not a Brown 2004 criterion (not graded on)"
         return (
-            "vital signs recorded, not used to grade (numeric thresholds UNVERIFIED): record hypotension or "
-            "hypoxia as symptoms when the clinician judges them present"
+            "vital signs recorded, not used to grade on this scale (no numeric threshold of it was read): "
+            "record hypotension or hypoxia as symptoms when the clinician judges them present"
         )
 
     def systems(self) -> set[str]:

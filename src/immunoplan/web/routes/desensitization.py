@@ -22,8 +22,10 @@ from immunoplan.clinical import vocabularies
 from immunoplan.clinical.desensitization import session as rules
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.jsonable import to_jsonable
+from immunoplan.reference import limits
 from immunoplan.services.inputs import validate, validate_form
 from immunoplan.services.records import desensitization as svc
+from immunoplan.services.records.desensitization.inputs import VITAL_SIGN_FIELDS
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
 from immunoplan.web.deps import actor_of, conflict_message, patient_or_404, registry_of, today
@@ -38,6 +40,30 @@ SHEETS = {
 }
 #: form fields that are not part of an input model
 NOT_INPUT = (forms.IDEMPOTENCY_FIELD, "action")
+#: treatment rows on the reaction form (fields ``tr_<drug|dose|unit|route|given_at>_<row>``)
+TREATMENT_ROWS = 3
+TREATMENT_PARTS = ("drug", "dose", "unit", "route", "given_at")
+#: vital signs on the reaction and baseline forms: (field, label, unit)
+VITAL_FIELDS = tuple((name, limits.limit(name).label, limits.limit(name).unit) for name in VITAL_SIGN_FIELDS)
+
+
+def _treatment_rows(raw: dict[str, Any]) -> dict[str, Any]:
+    """The reaction form's treatment rows as ``treatments`` (a row with any field filled in; rows are
+    numbered as on the form, so an error names ``treatments.<row>.<field>``). Other ``tr_`` names are left
+    for the model to refuse."""
+    rows: dict[int, dict[str, Any]] = {}
+    for i in range(TREATMENT_ROWS):
+        row = {part: raw.pop(f"tr_{part}_{i}", "") for part in TREATMENT_PARTS}
+        if any(isinstance(v, str) and v.strip() for v in row.values()):
+            rows[i] = row
+    if rows:
+        if sorted(rows) != list(range(len(rows))):  # keep the row numbers the page shows
+            first_empty = next(i for i in range(TREATMENT_ROWS) if i not in rows)
+            raise InvalidInput(
+                f"treatments.{first_empty}.drug", "fill the treatment rows from the first one", "drug"
+            )
+        raw["treatments"] = [rows[i] for i in sorted(rows)]
+    return raw
 
 
 def _fields(f: forms.FormState, **extra: Any) -> dict[str, Any]:
@@ -144,6 +170,15 @@ def _session_context(request: Request, session_id: int, **extra: Any) -> dict[st
         "r": v["result"],
         "severities": vocabularies.BROWN_SEVERITIES,
         "finding_groups": _finding_groups(),
+        "scales": vocabularies.BREAKTHROUGH_SCALES,
+        "phenotypes": vocabularies.REACTION_PHENOTYPES,
+        "bronchodilator_responses": vocabularies.BRONCHODILATOR_RESPONSES,
+        "treatment_units": vocabularies.TREATMENT_UNITS,
+        "treatment_routes": vocabularies.TREATMENT_ROUTES,
+        "treatment_rows": TREATMENT_ROWS,
+        "vital_fields": VITAL_FIELDS,
+        "baseline_fields": ("tryptase_ng_ml", "tryptase_at", *(k for k, _, _ in VITAL_FIELDS)),
+        "brown_numeric": reference.load("grading_brown2004")["severe_numeric_criteria"],
         "statuses": rules.STEP_STATUSES,
         "outcomes": rules.OUTCOMES,
         "options": [(o["id"], o["text"]) for o in options],
@@ -194,12 +229,19 @@ def _refused(request: Request, session_id: int, exc: InvalidInput | Conflict, bl
 
 
 async def _write(
-    request: Request, session_id: int, model: type[Any], use_case: Any, block: str, **extra: Any
+    request: Request,
+    session_id: int,
+    model: type[Any],
+    use_case: Any,
+    block: str,
+    shape: Any = None,
+    **extra: Any,
 ) -> Response:
     f = await forms.read_form(request)
     _view(request, session_id)  # 404 for an unknown session
     try:
-        inp = validate(model, _fields(f, session_id=session_id, **extra))
+        raw = _fields(f, session_id=session_id, **extra)
+        inp = validate(model, shape(raw) if shape is not None else raw)
         use_case(
             registry_of(request), actor_of(request), inp, idempotency_key=forms.idempotency_key(request, f)
         )
@@ -226,8 +268,21 @@ async def step_given(request: Request, session_id: int, step_no: int) -> Respons
     include_in_schema=False,
 )
 async def breakthrough(request: Request, session_id: int) -> Response:
-    """Record a breakthrough reaction at a step: the protocol stops and the re-plan is shown."""
-    return await _write(request, session_id, svc.BreakthroughIn, svc.record_breakthrough, "replan")
+    """Record a breakthrough reaction at a step (findings, vital signs, tryptase, treatments given): the
+    protocol stops and the re-plan is shown."""
+    return await _write(
+        request, session_id, svc.BreakthroughIn, svc.record_breakthrough, "replan", shape=_treatment_rows
+    )
+
+
+@router.post(
+    "/desensitization/{session_id}/baseline",
+    dependencies=[permit("desensitization.record")],
+    include_in_schema=False,
+)
+async def baseline(request: Request, session_id: int) -> Response:
+    """Record the session's baseline tryptase and vital signs."""
+    return await _write(request, session_id, svc.BaselineIn, svc.record_baseline, "baseline")
 
 
 @router.post(
@@ -350,6 +405,17 @@ def api_breakthrough(request: Request, session_id: int, body: svc.BreakthroughFi
     """Record a breakthrough reaction at a step; returns the re-plan and its continuation."""
     out = _api_write(request, session_id, svc.BreakthroughIn, body, svc.record_breakthrough)
     return {**out, "replans": svc.view_json(_view(request, session_id))["replans"]}
+
+
+@router.post(
+    "/api/desensitization/{session_id}/baseline",
+    dependencies=[permit("desensitization.record")],
+    tags=["desensitization"],
+    status_code=201,
+)
+def api_baseline(request: Request, session_id: int, body: svc.BaselineFields) -> dict[str, Any]:
+    """Record the session's baseline: tryptase (ng/mL) with its time, vital signs."""
+    return _api_write(request, session_id, svc.BaselineIn, body, svc.record_baseline)
 
 
 @router.post(

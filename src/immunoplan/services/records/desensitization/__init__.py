@@ -11,6 +11,7 @@ transaction after the session row is locked, so every caller (page, API, CLI, im
 - `record_step` records one step of the stored plan (or of the re-planned continuation) at the clinic's time.
 - `record_breakthrough` records a breakthrough reaction at a step (the final one included) and, in the same
   transaction, stops the protocol and stores the engine's re-plan (its continuation steps keep their place).
+- `record_baseline` records the session's baseline tryptase (ng/mL, with its time) and vital signs.
 - `finish_session` ends the session completed (with or without reactions) or stopped, with the dose given.
 - `start_desensitization` (keyword style, kept for the importer, the demo and the tests) opens a session on an
   existing course; ``record_step(..., imported=True)`` loads a step of history as it happened (audited as
@@ -27,12 +28,17 @@ from immunoplan.services.records.desensitization.amend import (
     amend_step,
     recompute_cumulative_doses,
 )
+from immunoplan.services.records.desensitization.baseline import record_baseline
 from immunoplan.services.records.desensitization.breakthrough import (
     BREAKTHROUGH_SCALE,
     grade_breakthrough,
+    grade_phenotype,
     record_breakthrough,
 )
 from immunoplan.services.records.desensitization.inputs import (
+    TREATMENT_TEXT,
+    BaselineFields,
+    BaselineIn,
     BreakthroughFields,
     BreakthroughIn,
     FinishFields,
@@ -42,6 +48,7 @@ from immunoplan.services.records.desensitization.inputs import (
     SessionStartIn,
     StepFields,
     StepIn,
+    TreatmentGiven,
 )
 from immunoplan.services.records.desensitization.sessions import (
     KIND,
@@ -57,6 +64,12 @@ from immunoplan.services.records.desensitization.views import blocked_reason, re
 
 __all__ = [
     "BREAKTHROUGH_SCALE",
+    "TREATMENT_TEXT",
+    "BaselineFields",
+    "BaselineIn",
+    "TreatmentGiven",
+    "grade_phenotype",
+    "record_baseline",
     "KIND",
     "OPEN_COURSE",
     "STEP_AMENDABLE",

@@ -4,22 +4,26 @@ transaction the protocol stopped and the engine's re-plan stored (protocols.md s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from immunoplan import clock, reference
-from immunoplan.clinical import vocabularies
+from immunoplan.clinical import reactions, vocabularies
 from immunoplan.clinical.desensitization import session as rules
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
-from immunoplan.services import protocols
 from immunoplan.services.inputs import validate
 from immunoplan.services.records.common import as_input, columns
-from immunoplan.services.records.desensitization.inputs import BreakthroughFields, BreakthroughIn
+from immunoplan.services.records.desensitization.inputs import (
+    VITAL_SIGN_FIELDS,
+    BreakthroughFields,
+    BreakthroughIn,
+)
 from immunoplan.services.records.desensitization.state import (
     cumulative_dose_mg,
     locked_state,
@@ -27,22 +31,79 @@ from immunoplan.services.records.desensitization.state import (
     step_numbers,
     write_view,
 )
+from immunoplan.services.records.fields import refuse_future_instant
+from immunoplan.services.records.patients import age_on
 from immunoplan.services.records.reactions import ReactionIn, add_reaction
 
 BREAKTHROUGH_SCALE = "brown2004"  # rdd_breakthrough options are keyed by the Brown 2004 grades
-VITAL_SIGNS = ("spo2_pct", "systolic_bp_mmhg", "heart_rate_bpm")
+VITAL_SIGNS = VITAL_SIGN_FIELDS
+EPINEPHRINE_NAMES = ("epinephrine", "adrenaline")
 
 
-def grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
-    """The reaction's Brown 2004 grade: computed from the findings (`services.protocols.grade_reaction`,
-    ``grading_brown2004``); typed only when no finding can be placed on the scale, and then recorded as the
-    clinician's. A typed grade that differs from the findings' is refused; the grader's warnings (vital signs
-    are recorded, not graded on: the numeric thresholds are UNVERIFIED) are kept."""
-    brown = reference.load("grading_brown2004")
+def resolve_treatments(inp: BreakthroughFields, onset: datetime) -> list[dict[str, Any]]:
+    """The treatments given as stored: ``given_at`` a time of day is on the onset's clinic day; none is in
+    the future."""
+    out = []
+    day = clock.local(onset).date()
+    for i, t in enumerate(inp.treatments):
+        when = t.given_at
+        if isinstance(when, time):
+            when = clock.to_utc(datetime.combine(day, when))
+        refuse_future_instant(f"treatments.{i}.given_at", when)
+        out.append({"drug": t.drug, "dose": str(t.dose), "unit": t.unit, "route": t.route, "given_at": when})
+    return out
+
+
+def _from_treatments(treatments: list[dict[str, Any]], onset: datetime) -> tuple[dict[str, Any], list[str]]:
+    """What the graders read from the structured treatments (epinephrine and its minutes after the onset for
+    the WAO suffix and CTCAE; the intervention route for CTCAE), and the warnings naming the inference."""
+    kw: dict[str, Any] = {}
+    notes: list[str] = []
+    epi = [t for t in treatments if t["drug"].lower() in EPINEPHRINE_NAMES]
+    if epi:
+        kw["treatments"] = frozenset({"epinephrine"})
+        times = [t["given_at"] for t in epi if t["given_at"] is not None and t["given_at"] >= onset]
+        if times:
+            kw["epinephrine_minutes"] = Decimal(str(round(clock.minutes_between(onset, min(times)), 1)))
+    routes = {t["route"] for t in treatments}
+    if "IV" in routes:
+        kw["intervention"] = "iv"
+    elif "PO" in routes:
+        kw["intervention"] = "oral"
+    if "intervention" in kw:
+        notes.append(f"intervention read from the treatments' routes: {kw['intervention']}")
+    return kw, notes
+
+
+def _findings(inp: BreakthroughFields, adult: bool | None, extra: Mapping[str, Any]) -> reactions.Findings:
+    return reactions.Findings(
+        symptoms=frozenset(inp.findings),
+        spo2_pct=inp.spo2_pct,
+        sbp_mmhg=inp.systolic_bp_mmhg,
+        heart_rate_bpm=inp.heart_rate_bpm,
+        bronchodilator_response=inp.bronchodilator_response,
+        adult=adult,
+        **extra,
+    )
+
+
+def grade_breakthrough(
+    inp: BreakthroughFields,
+    *,
+    adult: bool | None = None,
+    treatments: list[dict[str, Any]] | None = None,
+    onset: datetime | None = None,
+) -> dict[str, Any]:
+    """The reaction's grade on the scale picked (``inp.scale``, default Brown 2004) and its Brown 2004 grade
+    (``brown``: the re-plan is keyed by it), each computed from the findings (`clinical.reactions.grade`);
+    Brown's severity is typed only when no finding can be placed on its scale, and then recorded as the
+    clinician's. A typed grade that differs from the findings' is refused; a finding a scale cannot place is a
+    warning, never a lower grade. ``grades``: every scale graded."""
+    brown_data = reference.load("grading_brown2004")
     severities = ", ".join(vocabularies.BROWN_SEVERITIES)
     clinician = {
         "scale": BREAKTHROUGH_SCALE,
-        "scale_version": brown["scale_version"],
+        "scale_version": brown_data["scale_version"],
         "grade": inp.severity,
         "computed": False,
         "basis": reference.basis("grading_brown2004", "clinician's grade").to_dict(),
@@ -56,14 +117,12 @@ def grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
                 "severity",
                 severities,
             )
-        return clinician
-    g = protocols.grade_reaction(
-        BREAKTHROUGH_SCALE,
-        symptoms=tuple(inp.findings),
-        spo2_pct=inp.spo2_pct,
-        sbp_mmhg=inp.systolic_bp_mmhg,
-        heart_rate_bpm=inp.heart_rate_bpm,
-    ).to_dict()
+        if inp.scale != BREAKTHROUGH_SCALE:
+            raise InvalidInput("findings", f"a grade on {inp.scale} is computed from the findings: give them")
+        return {**clinician, "brown": clinician, "grades": [clinician]}
+    extra, notes = _from_treatments(treatments or [], onset or clock.now())
+    f = _findings(inp, adult, extra)
+    g = reactions.grade(BREAKTHROUGH_SCALE, f).to_dict()
     warnings = list(g.get("warnings") or [])
     if g.get("grade") is None:
         if inp.severity is None:
@@ -73,21 +132,91 @@ def grade_breakthrough(inp: BreakthroughFields) -> dict[str, Any]:
                 "as the clinician's)",
                 severities,
             )
-        return {**clinician, "warnings": [*warnings, "The findings could not be graded on Brown 2004."]}
-    if inp.severity is not None and inp.severity != g["grade"]:
+        brown = {**clinician, "warnings": [*warnings, "The findings could not be graded on Brown 2004."]}
+    elif inp.severity is not None and inp.severity != g["grade"]:
         raise InvalidInput(
             "severity",
             f"the findings grade {g['grade']} on Brown 2004 (the grade is computed, not typed)",
             str(g["grade"]),
         )
-    return {
-        "scale": BREAKTHROUGH_SCALE,
-        "scale_version": g.get("scale_version") or brown["scale_version"],
-        "grade": g["grade"],
+    else:
+        brown = {
+            "scale": BREAKTHROUGH_SCALE,
+            "scale_version": g.get("scale_version") or brown_data["scale_version"],
+            "grade": g["grade"],
+            "computed": True,
+            "reasons": g.get("reasons") or [],
+            "basis": g.get("basis"),
+            "warnings": warnings,
+        }
+    if inp.scale == BREAKTHROUGH_SCALE:
+        return {**brown, "brown": brown, "grades": [brown]}
+    o = reactions.grade(inp.scale, f).to_dict()
+    other = {
+        "scale": inp.scale,
+        "scale_version": o["scale_version"],
+        "grade": o["grade"],
         "computed": True,
-        "basis": g.get("basis"),
+        "report": o.get("report"),
+        "reasons": o.get("reasons") or [],
+        "basis": o["basis"],
+        "warnings": [
+            *(o.get("warnings") or []),
+            *notes,
+            *([] if o["grade"] is not None else [f"the findings could not be graded on {inp.scale}"]),
+        ],
+    }
+    return {**other, "brown": brown, "grades": [other, brown]}
+
+
+def grade_phenotype(inp: BreakthroughFields) -> dict[str, Any]:
+    """The endophenotype (``grading_phenotypes``): computed from the findings where they decide it (a
+    chosen one that differs is refused), else the clinician's choice (recorded as such), else
+    ``undetermined``."""
+    if inp.findings:
+        g = reactions.phenotype(reactions.Findings(symptoms=frozenset(inp.findings))).to_dict()
+    else:
+        g = {
+            "grade": "undetermined",
+            "reasons": ["no findings"],
+            "warnings": [],
+            "basis": reference.basis("grading_phenotypes", "undetermined").to_dict(),
+        }
+    warnings = list(g.get("warnings") or [])
+    if inp.tryptase_ng_ml is not None:
+        warnings = [w for w in warnings if not w.startswith("no biomarker recorded")]
+        warnings.append(
+            f"tryptase {inp.tryptase_ng_ml} ng/mL recorded but not interpreted (no threshold was read): the "
+            "phenotype rests on the symptoms"
+        )
+    computed = g["grade"] != "undetermined"
+    if computed and inp.phenotype is not None and inp.phenotype != g["grade"]:
+        raise InvalidInput(
+            "phenotype",
+            f"the findings give the phenotype {g['grade']} (computed, not chosen)",
+            str(g["grade"]),
+        )
+    label = g["grade"] if computed else (inp.phenotype or "undetermined")
+    chosen = not computed and inp.phenotype is not None
+    return {
+        "phenotype": label,
+        "computed": computed,
+        "chosen": chosen,
+        "reasons": g.get("reasons") or [],
+        "basis": reference.basis("grading_phenotypes", "clinician's choice" if chosen else label).to_dict(),
         "warnings": warnings,
     }
+
+
+def _adult(p: m.Patient, day: Any) -> bool | None:
+    """Whether the patient is an adult on ``day`` (recorded age group, else age from the birth date or the
+    enrolment age; ``grading_brown2004`` ``adult_from_age_years``); None when unknown."""
+    if p.age_group in vocabularies.AGE_GROUPS:
+        return p.age_group == "adult"
+    age = age_on(p.birth_date, p.age_years, day)
+    if age is None:
+        return None
+    return age >= int(reference.load("grading_brown2004")["severe_numeric_criteria"]["adult_from_age_years"])
 
 
 def _refuse_stale_or_unplanned(
@@ -151,12 +280,22 @@ def record_breakthrough(
     engine's re-plan (protocols.md section 1.7). A reaction at any step is accepted, the final one included;
     the re-planned continuation's steps keep their protocol numbers and are recorded like the others."""
     inp = as_input(BreakthroughIn, data)
-    grading = grade_breakthrough(inp)
-    severity = str(grading["grade"])
+    onset = inp.onset_at or clock.now()
+    refuse_future_instant("onset_at", onset)
+    treatments = resolve_treatments(inp, onset)
+    tryptase_at = (inp.tryptase_at or clock.now()) if inp.tryptase_ng_ml is not None else None
+    refuse_future_instant("tryptase_at", tryptase_at)
+    phenotype = grade_phenotype(inp)
     symptoms = tuple(dict.fromkeys((*inp.symptoms, *inp.findings)))
 
     def run(s: Session) -> dict[str, Any]:
         sess, state, _ = locked_state(s, inp.session_id)
+        p = s.get(m.Patient, sess.patient_id)
+        assert p is not None
+        grading = grade_breakthrough(
+            inp, adult=_adult(p, sess.session_on), treatments=treatments, onset=onset
+        )
+        severity = str(grading["brown"]["grade"])
         _refuse_stale_or_unplanned(sess, state, inp)
         planned, recorded = rules.reaction_at(state, inp.step_no)
         if inp.minutes_into_step is not None and inp.minutes_into_step > planned.minutes:
@@ -185,12 +324,9 @@ def record_breakthrough(
             chosen=inp.chosen,
             new_replan_no=new_no,
         )
-        onset = inp.onset_at or clock.now()
         # the reaction came as the next step began (nothing recorded there yet): that step is recorded stopped
         step = recorded or _stopped_step(s, sess, state, planned, inp, onset)
         step_id = step.id
-        p = s.get(m.Patient, sess.patient_id)
-        assert p is not None
         reaction = add_reaction(
             s,
             p,
@@ -198,17 +334,24 @@ def record_breakthrough(
                 ReactionIn,
                 {
                     "kind": "systemic",
-                    "grade": severity,
-                    "scale": BREAKTHROUGH_SCALE,
+                    "grade": grading["grade"] if grading["grade"] is not None else None,
+                    "scale": grading["scale"],
                     "scale_version": grading["scale_version"],
                     "findings": list(symptoms) or None,
                     "onset_at": onset,
                     "desensitization_step_id": step_id,
                     "treatment": inp.treatment,
-                    "basis": [grading["basis"]],
+                    "basis": [g["basis"] for g in grading["grades"]] + [phenotype["basis"]],
                 },
             ),
         )
+        reaction.vital_signs = inp.vital_signs()
+        reaction.treatments_given = to_jsonable(treatments) or None
+        reaction.tryptase_ng_ml = inp.tryptase_ng_ml
+        reaction.tryptase_at = tryptase_at
+        reaction.grades = to_jsonable(grading["grades"])
+        reaction.phenotype = phenotype["phenotype"]
+        s.flush()
         dose_before = (
             rp.resumption.dose_given_before_mg if rp.resumption is not None else state.dose_given_mg()
         )
@@ -219,7 +362,9 @@ def record_breakthrough(
             "reaction_step": inp.step_no,
             "severity": severity,
             "symptoms": list(symptoms),
-            "grading": grading,
+            "grading": grading["brown"],
+            "recorded_grade": {k: grading[k] for k in ("scale", "scale_version", "grade", "computed")},
+            "phenotype": phenotype,
             "vital_signs": {
                 k: None if getattr(inp, k) is None else str(getattr(inp, k)) for k in VITAL_SIGNS
             },
@@ -240,7 +385,9 @@ def record_breakthrough(
             "reaction": columns(reaction),
             "step_id": step_id,
             "replan_no": new_no,
-            "grade": grading,
+            "grade": {k: v for k, v in grading.items() if k != "grades"},
+            "grades": grading["grades"],
+            "phenotype": phenotype,
             "replan": to_jsonable(rp),
             "continuation": to_jsonable(entry["steps"]),
             "rule": rules.RULES["rdd-session-breakthrough-stops-protocol"].to_dict(),

@@ -4,16 +4,18 @@ the session id."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from immunoplan import clock
 from immunoplan.clinical import vocabularies
 from immunoplan.clinical.desensitization import session as rules
+from immunoplan.errors import InvalidInput
 from immunoplan.reference import limits
 from immunoplan.services.inputs import InputModel
 from immunoplan.services.records.fields import CLINIC_TIME
@@ -168,10 +170,133 @@ class StepIn(StepFields):
     session_id: int = Field(ge=1)
 
 
-class BreakthroughFields(InputModel):
-    """A breakthrough reaction at a step: its findings (graded on Brown 2004: the severity is computed, never
-    typed, unless no finding can be placed on the scale), the symptoms that drive the next course's
-    premedication, vital signs, the minutes into the step when it started."""
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+#: how a treatment is typed on the CLI (``--treatment``, repeatable) or as one line of text
+TREATMENT_TEXT = "DRUG:DOSE:UNIT:ROUTE[@HH:MM or @YYYY-MM-DDTHH:MM] (clinic time)"
+DRUG_MAX = 120
+
+
+def _drug(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    if len(v) > DRUG_MAX:
+        raise InvalidInput("drug", f"is {len(v)} characters long", f"at most {DRUG_MAX} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in v) or not v.strip():
+        raise InvalidInput(
+            "drug", "must be a drug name (no control characters)", f"at most {DRUG_MAX} characters"
+        )
+    return v.strip()
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> BeforeValidator:
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        text = str(v).strip()
+        if text not in choices:
+            shown = text if len(text) <= 32 else text[:32] + "..."
+            raise InvalidInput(name, f"unknown value {shown!r}", ", ".join(choices))
+        return text
+
+    return BeforeValidator(check)
+
+
+def _dose(v: Any) -> Any:
+    return limits.limit("treatment_dose").check(v, "dose")
+
+
+def _given_at(v: Any) -> Any:
+    """``HH:MM`` (on the reaction's day, clinic time) as a time of day; a full time as aware UTC."""
+    if v is None or isinstance(v, (datetime, time)):
+        return clock.to_utc(v) if isinstance(v, datetime) else v
+    text = str(v).strip()
+    if not text:
+        return None
+    if _HHMM.match(text):
+        h, mi = text.split(":")
+        return time(int(h), int(mi))
+    return clock.to_utc(clock.parse_local("given_at", text[:40]))
+
+
+class TreatmentGiven(InputModel):
+    """One treatment given for a reaction: drug (free text, bounded), dose in its unit, route, time given
+    (clinic time; ``HH:MM`` = on the reaction's day). Typed as one text: `TREATMENT_TEXT`."""
+
+    drug: Annotated[str, BeforeValidator(_drug)] = Field(max_length=DRUG_MAX)
+    dose: Annotated[Decimal, BeforeValidator(_dose)] = Field(
+        json_schema_extra={"unit": "unit", "accepted": limits.limit("treatment_dose").accepted}
+    )
+    unit: Annotated[str, _choice("unit", vocabularies.TREATMENT_UNITS)] = Field(
+        json_schema_extra=_accepted(vocabularies.TREATMENT_UNITS)
+    )
+    route: Annotated[str, _choice("route", vocabularies.TREATMENT_ROUTES)] = Field(
+        json_schema_extra=_accepted(vocabularies.TREATMENT_ROUTES)
+    )
+    given_at: Annotated[datetime | time | None, BeforeValidator(_given_at)] = Field(
+        None, json_schema_extra={"accepted": "HH:MM or " + CLINIC_TIME}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, v: Any) -> Any:
+        """``"epinephrine:0.5:mg:IM@10:20"`` as its fields."""
+        if not isinstance(v, str):
+            return v
+        text = v.strip()
+        body, _, when = text.partition("@")
+        parts = [x.strip() for x in body.split(":")]
+        if len(parts) != 4 or not all(parts):
+            raise InvalidInput("treatments", f"cannot read {text[:60]!r}", TREATMENT_TEXT)
+        out = dict(zip(("drug", "dose", "unit", "route"), parts, strict=True))
+        return {**out, "given_at": when.strip() or None}
+
+
+def _sampled(v: datetime | None, info: ValidationInfo) -> datetime | None:
+    """A tryptase sampling time needs the tryptase value (declared before it)."""
+    if v is not None and info.data.get("tryptase_ng_ml") is None:
+        raise InvalidInput("tryptase_at", "a sampling time was given without the tryptase value", "ng/mL")
+    return v
+
+
+def _vital_limit(name: str) -> Any:
+    return limits.limit(name).pydantic(None)
+
+
+class VitalSigns(InputModel):
+    """Vital signs (each optional, with its unit): systolic/diastolic BP, heart rate, SpO2, temperature."""
+
+    systolic_bp_mmhg: Decimal | None = _vital_limit("systolic_bp_mmhg")
+    diastolic_bp_mmhg: Decimal | None = _vital_limit("diastolic_bp_mmhg")
+    heart_rate_bpm: Decimal | None = _vital_limit("heart_rate_bpm")
+    spo2_pct: Decimal | None = _vital_limit("spo2_pct")
+    temperature_c: Decimal | None = _vital_limit("temperature_c")
+
+    @field_validator("diastolic_bp_mmhg")
+    @classmethod
+    def _diastolic_below_systolic(cls, d: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        s = info.data.get("systolic_bp_mmhg")
+        if s is not None and d is not None and d >= s:
+            raise InvalidInput(
+                "diastolic_bp_mmhg", f"{d} mmHg is not below the systolic {s} mmHg", f"below {s} mmHg"
+            )
+        return d
+
+    def vital_signs(self) -> dict[str, str] | None:
+        """The vital signs given, as exact text (None when none was)."""
+        out = {k: str(getattr(self, k)) for k in VITAL_SIGN_FIELDS if getattr(self, k) is not None}
+        return out or None
+
+
+#: the vital signs recorded at a reaction or at baseline (names as in `VitalSigns`)
+VITAL_SIGN_FIELDS = ("systolic_bp_mmhg", "diastolic_bp_mmhg", "heart_rate_bpm", "spo2_pct", "temperature_c")
+
+
+class BreakthroughFields(VitalSigns):
+    """A breakthrough reaction at a step: its findings (graded on Brown 2004, and on the scale the clinician
+    picks: the severity is computed, never typed, unless no finding can be placed on the scale), the
+    endophenotype (computed from the findings, chosen only when they do not decide), the symptoms that drive
+    the next course's premedication, vital signs (Brown 2004 grades on SpO2 and systolic BP), tryptase with
+    its time, the treatments given, the minutes into the step when it started."""
 
     step_no: int = Field(ge=1, le=100)
     findings: Annotated[CodeList, _codes(vocabularies.REACTION_SYMPTOMS)] = Field(
@@ -185,9 +310,19 @@ class BreakthroughFields(InputModel):
         json_schema_extra=_accepted(vocabularies.BROWN_SEVERITIES),
         description="Brown 2004 grade: only when the findings cannot be graded (else it must match them)",
     )
-    spo2_pct: Decimal | None = limits.limit("spo2_pct").pydantic(None)
-    systolic_bp_mmhg: Decimal | None = limits.limit("systolic_bp_mmhg").pydantic(None)
-    heart_rate_bpm: Decimal | None = limits.limit("heart_rate_bpm").pydantic(None)
+    scale: Annotated[str, _one_of(vocabularies.BREAKTHROUGH_SCALES)] = Field(
+        "brown2004",
+        json_schema_extra=_accepted(vocabularies.BREAKTHROUGH_SCALES),
+        description="the scale the reaction is recorded on (Brown 2004 is computed too: the re-plan uses it)",
+    )
+    phenotype: Annotated[str | None, _one_of(vocabularies.REACTION_PHENOTYPES)] = Field(
+        None,
+        json_schema_extra=_accepted(vocabularies.REACTION_PHENOTYPES),
+        description="endophenotype: only when the findings do not decide it (else it must match them)",
+    )
+    bronchodilator_response: Annotated[str | None, _one_of(vocabularies.BRONCHODILATOR_RESPONSES)] = Field(
+        None, json_schema_extra=_accepted(vocabularies.BRONCHODILATOR_RESPONSES)
+    )
     symptoms: Annotated[CodeList, _codes(vocabularies.DESENSITIZATION_SYMPTOMS)] = Field(
         default_factory=list,
         max_length=20,
@@ -199,12 +334,34 @@ class BreakthroughFields(InputModel):
     steps_back: int = Field(1, ge=1, le=2)
     chosen: str | None = Field(None, max_length=64, description="a clinician's chosen option id (recorded)")
     onset_at: ClinicTime = _clinic_time_field()
-    treatment: str | None = Field(None, max_length=2000)
+    tryptase_ng_ml: Decimal | None = limits.limit("tryptase_ng_ml").pydantic(None)
+    tryptase_at: ClinicTime = _clinic_time_field("when the tryptase sample was taken (default: now)")
+    treatments: list[TreatmentGiven] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"accepted": TREATMENT_TEXT}
+    )
+    treatment: str | None = Field(None, max_length=2000, description="notes on the treatment (free text)")
     replan_no: int | None = Field(None, ge=0, le=100)
+
+    _tryptase_time = field_validator("tryptase_at")(classmethod(lambda cls, v, info: _sampled(v, info)))
 
 
 class BreakthroughIn(BreakthroughFields):
     """`BreakthroughFields` of one session."""
+
+    session_id: int = Field(ge=1)
+
+
+class BaselineFields(VitalSigns):
+    """A session's baseline before the first step: serum tryptase with its sampling time, vital signs."""
+
+    tryptase_ng_ml: Decimal | None = limits.limit("tryptase_ng_ml").pydantic(None)
+    tryptase_at: ClinicTime = _clinic_time_field("when the tryptase sample was taken (default: now)")
+
+    _tryptase_time = field_validator("tryptase_at")(classmethod(lambda cls, v, info: _sampled(v, info)))
+
+
+class BaselineIn(BaselineFields):
+    """`BaselineFields` of one session."""
 
     session_id: int = Field(ge=1)
 

@@ -13,6 +13,7 @@ from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.records.common import plain_decimal
+from immunoplan.services.records.desensitization.baseline import baseline_json
 from immunoplan.services.records.desensitization.state import session_cycle, session_state, step_numbers
 
 
@@ -42,6 +43,15 @@ def _reaction_json(x: m.Reaction, by_step_id: dict[int, m.DesensitizationStep]) 
         "onset_at": clock.to_utc_stored(x.onset_at) if x.onset_at else None,
         "minutes_after_dose": x.minutes_after_dose,
         "treatment": x.treatment,
+        "treatments": [
+            {**t, "given_at": clock.parse_local("given_at", t["given_at"]) if t.get("given_at") else None}
+            for t in (x.treatments_given or [])
+        ],
+        "vital_signs": x.vital_signs or {},
+        "tryptase_ng_ml": x.tryptase_ng_ml,
+        "tryptase_at": clock.to_utc_stored(x.tryptase_at) if x.tryptase_at else None,
+        "grades": x.grades or [],
+        "phenotype": x.phenotype,
     }
 
 
@@ -170,6 +180,8 @@ def session_view(reg: Registry, session_id: int) -> dict[str, Any]:
                 "from_replan_no": c.get("from_replan_no", 0),
                 "grading": c.get("grading"),
                 "vital_signs": c.get("vital_signs"),
+                "phenotype": c.get("phenotype"),
+                "recorded_grade": c.get("recorded_grade"),
             }
             for c in plan.get("replans") or []
         ]
@@ -195,6 +207,7 @@ def session_view(reg: Registry, session_id: int) -> dict[str, Any]:
             "engine_plan": state.engine_plan,
             "imported": bool(plan.get("imported")),
             "dosing_allowed": state.dosing_allowed,
+            "baseline": baseline_json(sess),
             "request": plan.get("request") or {},
             "result": plan.get("result") or {},
             "recorded": {r.step_no: _recorded_json(r) for r in step_rows if r.replan_no == 0},
