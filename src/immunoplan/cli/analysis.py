@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from immunoplan.cli.output import JSON_OPTION_HELP, console, emit, progress_bar
+from immunoplan.errors import InvalidInput
 from immunoplan.services import analysis as svc
 
 
@@ -61,19 +62,52 @@ def _render_recheck(result: dict[str, Any]) -> None:
     )
 
 
+def _render_case_series(result: dict[str, Any]) -> None:
+    t = Table(title="desensitization case series")
+    cols = (
+        ("patient", "P"),
+        ("sex_age", "Sex/age"),
+        ("context", "ChT"),
+        ("culprit_drug", "Culprit drug"),
+        ("severity", "Severity of IR"),
+        ("skin_test", "Skin tests"),
+        ("phenotype", "Phenotype"),
+        ("omalizumab_before_next_ds", "OMZ before next DS"),
+        ("omalizumab_maintenance", "maintenance"),
+        ("outcome", "Outcome"),
+    )
+    for _, label in cols:
+        t.add_column(label)
+    for r in result["rows"]:
+        t.add_row(*(str(r[k]) for k, _ in cols))
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
 
     @app.command("report")
     def report(
+        what: str | None = typer.Argument(
+            None,
+            help="case-series: the desensitization case series (seed 004 table) as rows; stores nothing.",
+        ),
         db: str = typer.Option(..., "--db", help="Registry: SQLite path or database URL."),
-        out: Path = typer.Option(..., "--out", help="Output directory."),
+        out: Path | None = typer.Option(None, "--out", help="Output directory (required for the report)."),
         cohort: str | None = typer.Option(None, "--cohort", help="Only this cohort (default: every cohort)."),
         formats: str = typer.Option("html,pdf,xlsx", "--format", help="Comma-separated: html, pdf, xlsx."),
         as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
     ) -> None:
         """Cohort report: baseline, longitudinal, repeated-measures, adverse-reaction and stratified tables,
-        figures (PNG/SVG), report.html, report.pdf and tables.xlsx."""
+        figures (PNG/SVG), report.html, report.pdf and tables.xlsx. ``report case-series`` prints the
+        desensitization case series instead (one row per course with an index reaction)."""
+        if what is not None:
+            if what != "case-series":
+                raise InvalidInput("what", f"unknown report {what!r}", "case-series")
+            emit(svc.case_series_report(db), as_json, _render_case_series)
+            return
+        if out is None:
+            raise InvalidInput("out", "missing (required)", "an output directory")
         with progress_bar(disable=as_json) as progress:
             task = progress.add_task("report", total=None)
 

@@ -93,11 +93,27 @@ def start(
     course: int | None = id_option(
         "--course", "Desensitization course (default: the open one).", required=False
     ),
+    cycle_choice: str | None = typer.Option(
+        None,
+        "--cycle-choice",
+        help="What this cycle starts from (see cycle-options); recorded with its basis.",
+    ),
+    from_session: int | None = id_option(
+        "--from-session", "The cycle the choice follows (default: the course's last).", required=False
+    ),
     call: RegistryCall,
 ) -> None:
     """Plan with the engine and open the session on the patient's course for the drug."""
     svc = _svc()
-    inp = validated(svc.SessionStartIn, patient_id=patient, session_on=session_on, **plan, course_id=course)
+    inp = validated(
+        svc.SessionStartIn,
+        patient_id=patient,
+        session_on=session_on,
+        **plan,
+        course_id=course,
+        cycle_choice=cycle_choice,
+        from_session_id=from_session,
+    )
     call.emit(svc.view_json(call.write(svc.start_session, inp)), _render_start)
 
 

@@ -53,6 +53,23 @@ def cohort_report(
     return build_report(data, out, fmts, source=str(db), step=step)
 
 
+def case_series_report(db: str | Path) -> dict[str, Any]:
+    """The desensitization case series of the registry at ``db`` (`services.records.desensitization.course.
+    desensitization_case_series`): ``rows`` and ``n``; reads only."""
+    from immunoplan.errors import InvalidInput
+    from immunoplan.registry.db import open_registry
+    from immunoplan.services.records.desensitization.course import desensitization_case_series
+
+    if "://" not in str(db) and not Path(db).exists():
+        raise InvalidInput("db", f"no registry at {db}", "an existing SQLite file or a database URL")
+    reg = open_registry(db)
+    try:
+        rows = desensitization_case_series(reg)
+    finally:
+        reg.dispose()
+    return {"report": "case-series", "source": str(db), "n": len(rows), "rows": rows}
+
+
 def cohort_tables(db: str | Path, cohort: str) -> list[dict[str, Any]]:
     """Every table for one cohort as plain dicts (the web research page renders them)."""
     return [t.to_dict() for t in all_tables(load_cohort(db, cohort))]

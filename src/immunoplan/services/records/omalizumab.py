@@ -43,6 +43,7 @@ from immunoplan.services.records.common import (
     lock_row,
 )
 from immunoplan.services.records.courses import course_by_id, planned_with_omalizumab, stored_label_dose
+from immunoplan.services.records.courses.reads import adjuvant_dose
 from immunoplan.services.records.fields import (
     OptionalClinicDate,
     OptionalClinicInstant,
@@ -127,7 +128,8 @@ def _planned_course(s: Session, course_id: Any, *, patient_id: int | None = None
         raise InvalidInput(
             "course_id",
             f"course {c.id} ({c.kind}) was not planned with omalizumab: record the dose on an omalizumab "
-            "course or an immunotherapy course planned with omalizumab pre-treatment or concurrently",
+            "course, an immunotherapy course planned with omalizumab pre-treatment or concurrently, or a "
+            "desensitization course once its adjuvant omalizumab plan is recorded",
             "a course planned with omalizumab",
         )
     return c
@@ -177,7 +179,7 @@ def record_dose(
         c = _planned_course(s, d.course_id, patient_id=patient_id)
         _refuse_same_act(s, c.patient_id, when)
         observation = observation_for(s, c.patient_id)
-        label = stored_label_dose(c)
+        label = stored_label_dose(c) or adjuvant_dose(c)
         row = Row(
             patient_id=c.patient_id,
             course_id=c.id,
@@ -224,7 +226,7 @@ def record_omalizumab(
         if c is not None and c.patient_id != p.id:
             raise InvalidInput("course_id", f"course {c.id} is not a course of patient {p.pseudo_id}")
         _refuse_same_act(s, p.id, when)
-        label = stored_label_dose(c) if c is not None else None
+        label = (stored_label_dose(c) or adjuvant_dose(c)) if c is not None else None
         weeks = interval if interval is not None else (label or {}).get("interval_weeks")
         row = Row(
             patient_id=p.id,

@@ -279,10 +279,14 @@ def summary(s: Session, p: m.Patient) -> dict[str, Any]:
 
 
 def show_patient(reg: Registry, patient_id: Any) -> dict[str, Any]:
-    """A patient with its courses (newest first): `summary` plus ``courses``."""
+    """A patient with its courses (newest first): `summary` plus ``courses`` and ``drug_allergy_alerts``
+    (each desensitization course's index reaction, each ``drug_allergy`` diagnosis)."""
+    from immunoplan.services.records.desensitization.course import drug_allergy_alerts
+
     with reg.session() as s:
         p = patient_by_id(s, patient_id)
         out = summary(s, p)
+        out["drug_allergy_alerts"] = drug_allergy_alerts(s, p)
         courses = sorted(p.courses, key=lambda c: (c.created_at, c.id), reverse=True)
         out["courses"] = [
             {

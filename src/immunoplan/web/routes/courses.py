@@ -22,6 +22,7 @@ from immunoplan.jsonable import to_jsonable
 from immunoplan.services.inputs import validate_form
 from immunoplan.services.records import courses as svc
 from immunoplan.services.records import omalizumab as omalizumab_svc
+from immunoplan.services.records.desensitization import course as desens_course
 from immunoplan.web import forms
 from immunoplan.web.auth import permit
 from immunoplan.web.deps import actor_of, conflict_message, lookup_as_404, registry_of, today
@@ -145,7 +146,7 @@ async def course_submit(request: Request, patient_id: int) -> Response:
 
 def _course(request: Request, patient_id: int, course_id: int) -> dict[str, Any]:
     try:
-        return svc.show_course(registry_of(request), course_id, patient_id=patient_id)
+        return desens_course.course_view(registry_of(request), course_id, patient_id=patient_id)
     except InvalidInput:
         raise HTTPException(404, f"no course {course_id} for patient {patient_id}") from None
 
@@ -156,10 +157,26 @@ def _course_page(
     course_id: int,
     *,
     dose_form: forms.FormState | None = None,
+    index_form: forms.FormState | None = None,
+    adjuvant_form: forms.FormState | None = None,
     status_code: int = 200,
 ) -> Response:
     shown = _course(request, patient_id, course_id)
     recorded = request.query_params.get("recorded")
+    index = shown.get("index_reaction") or {}
+    index_defaults = {
+        "reaction_on": index.get("date") or "",
+        "drug": index.get("drug") or shown["course"].get("drug") or "",
+        "grade": str(index.get("grade_number") or ""),
+        "skin_test": index.get("skin_test") or "not-done",
+        "skin_test_detail": index.get("skin_test_detail") or "",
+        "phenotype": index.get("phenotype") or "",
+        "context": index.get("context") or "",
+    }
+    f_index = index_form or forms.FormState({k: str(v) for k, v in index_defaults.items()})
+    f_adjuvant = adjuvant_form or forms.FormState(
+        {"start_on": today().isoformat(), "cycles": "6", "cycle_weeks": "3"}
+    )
     return render(
         request,
         "course.html",
@@ -175,6 +192,19 @@ def _course_page(
             "recorded": int(recorded) if recorded and recorded.isdigit() else None,
             "scit_kinds": SCIT_COURSE_KINDS,
             "dose_form": dose_form or forms.FormState({}),
+            "cycles": shown.get("cycles"),
+            "index_reaction": shown.get("index_reaction"),
+            "adjuvant": shown.get("omalizumab_adjuvant"),
+            "next_cycle": shown.get("next_cycle"),
+            "course_calendar": shown.get("course_calendar"),
+            "index_form": f_index,
+            "adjuvant_form": f_adjuvant,
+            "grades": [
+                (str(i + 1), f"{i + 1} ({g})") for i, g in enumerate(desens_course.SCALES["brown2004"])
+            ],
+            "skin_tests": desens_course.SKIN_TESTS,
+            "phenotypes": vocab.REACTION_PHENOTYPES,
+            "regimens": desens_course.ADJUVANT_REGIMENS,
         },
         status_code=status_code,
     )
@@ -221,6 +251,70 @@ async def omalizumab_dose_submit(request: Request, patient_id: int, course_id: i
         return _course_page(request, patient_id, course_id, dose_form=f, status_code=422)
     target = f"/patients/{patient_id}/courses/{course_id}?recorded={row['id']}"
     return RedirectResponse(target, status_code=303)
+
+
+@router.post(
+    "/patients/{patient_id}/courses/{course_id}/index-reaction",
+    dependencies=[permit("desensitization.plan")],
+    include_in_schema=False,
+)
+async def index_reaction_submit(request: Request, patient_id: int, course_id: int) -> Response:
+    """The index reaction of a desensitization course (`record_index_reaction`); 303 back to the page."""
+    _course(request, patient_id, course_id)  # 404 for another patient's course
+    f = await forms.read_form(request)
+    fields = desens_course.IndexReactionIn.model_fields
+    raw = {k: v for k, v in f.raw.items() if k in fields and k != "course_id" and v != ""}
+    data, errors = validate_form(desens_course.IndexReactionIn, {**raw, "course_id": str(course_id)})
+    f.errors.update(errors)
+    if data is None:
+        return _course_page(request, patient_id, course_id, index_form=f, status_code=422)
+    try:
+        desens_course.record_index_reaction(
+            registry_of(request), actor_of(request), data, idempotency_key=forms.idempotency_key(request, f)
+        )
+    except Conflict as exc:
+        f.errors["form"] = conflict_message(exc)
+        return _course_page(request, patient_id, course_id, index_form=f, status_code=409)
+    except InvalidInput as exc:
+        f.fail(exc, known=tuple(fields))
+        return _course_page(request, patient_id, course_id, index_form=f, status_code=422)
+    return RedirectResponse(f"/patients/{patient_id}/courses/{course_id}", status_code=303)
+
+
+@router.post(
+    "/patients/{patient_id}/courses/{course_id}/omalizumab-adjuvant",
+    dependencies=[permit("course.plan")],
+    include_in_schema=False,
+)
+async def adjuvant_submit(request: Request, patient_id: int, course_id: int) -> Response:
+    """Plan omalizumab as an adjuvant of the desensitization course (`plan_adjuvant_omalizumab`)."""
+    _course(request, patient_id, course_id)
+    f = await forms.read_form(request)
+    fields = desens_course.AdjuvantOmalizumabIn.model_fields
+    raw = {k: v for k, v in f.raw.items() if k in fields and k != "course_id" and v != ""}
+    data, errors = validate_form(desens_course.AdjuvantOmalizumabIn, {**raw, "course_id": str(course_id)})
+    f.errors.update(errors)
+    if data is None:
+        return _course_page(request, patient_id, course_id, adjuvant_form=f, status_code=422)
+    try:
+        desens_course.plan_adjuvant_omalizumab(
+            registry_of(request),
+            actor_of(request),
+            course_id,
+            data.regimen_id,
+            data.start_on,
+            cycles=data.cycles,
+            cycle_weeks=data.cycle_weeks,
+            days_before=list(data.days_before) if data.days_before else None,
+            idempotency_key=forms.idempotency_key(request, f),
+        )
+    except Conflict as exc:
+        f.errors["form"] = conflict_message(exc)
+        return _course_page(request, patient_id, course_id, adjuvant_form=f, status_code=409)
+    except InvalidInput as exc:
+        f.fail(exc, known=tuple(fields))
+        return _course_page(request, patient_id, course_id, adjuvant_form=f, status_code=422)
+    return RedirectResponse(f"/patients/{patient_id}/courses/{course_id}", status_code=303)
 
 
 # ------------------------------------------------------------------------------------------------- JSON API

@@ -42,9 +42,31 @@ def stored_label_dose(c: m.Course) -> dict[str, Any] | None:
     return node if isinstance(node, dict) and node.get("status") == "dose" else None
 
 
+def adjuvant_omalizumab(c: m.Course) -> dict[str, Any] | None:
+    """A drug desensitization course's adjuvant omalizumab plan (``plan.omalizumab_adjuvant``, recorded by
+    `services.records.desensitization.plan_adjuvant_omalizumab`), or None."""
+    node = c.plan.get("omalizumab_adjuvant") if isinstance(c.plan, dict) else None
+    return node if c.kind == "drug_desensitization" and isinstance(node, dict) and node else None
+
+
+def adjuvant_dose(c: m.Course) -> dict[str, Any] | None:
+    """The adjuvant plan's dose in the shape of a stored label dose (``dose_mg``, ``interval_weeks`` None:
+    the interval follows the cycles, ``basis``), or None."""
+    node = adjuvant_omalizumab(c)
+    if node is None:
+        return None
+    return {
+        "status": "dose",
+        "dose_mg": node.get("dose_mg"),
+        "interval_weeks": None,
+        "basis": node.get("basis"),
+    }
+
+
 def planned_with_omalizumab(c: m.Course) -> bool:
-    """An omalizumab course, or an immunotherapy course planned with omalizumab pre-treatment/concurrently."""
-    return c.kind == "omalizumab" or bool(c.with_omalizumab)
+    """An omalizumab course, an immunotherapy course planned with omalizumab pre-treatment/concurrently, or a
+    drug desensitization course with an adjuvant omalizumab plan recorded."""
+    return c.kind == "omalizumab" or bool(c.with_omalizumab) or adjuvant_omalizumab(c) is not None
 
 
 def planning_defaults(reg: Registry, patient_id: Any) -> dict[str, Any]:

@@ -130,6 +130,15 @@ class SessionFields(PlanIn):
         description="the patient's desensitization course (default: "
         "the open one for this drug, created with the first session)",
     )
+    cycle_choice: str | None = Field(
+        None,
+        max_length=64,
+        description="what this cycle starts from after the last one (an option of next_cycle_options: "
+        "same-protocol, change-bags or a re-plan's next-course option), recorded with its basis",
+    )
+    from_session_id: int | None = Field(
+        None, ge=1, description="the cycle the choice follows (default: the course's last session)"
+    )
 
     @field_validator("session_on")
     @classmethod
@@ -139,7 +148,8 @@ class SessionFields(PlanIn):
         return v
 
     def plan_in(self) -> PlanIn:
-        return PlanIn(**self.model_dump(exclude={"patient_id", "pseudo_id", "session_on", "course_id"}))
+        not_plan = {"patient_id", "pseudo_id", "session_on", "course_id", "cycle_choice", "from_session_id"}
+        return PlanIn(**self.model_dump(exclude=not_plan))
 
 
 class SessionStartIn(SessionFields):

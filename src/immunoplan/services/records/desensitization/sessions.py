@@ -29,6 +29,7 @@ from immunoplan.services.records.common import (
     find_patient,
     plain_decimal,
 )
+from immunoplan.services.records.desensitization.course import cycle_choice_for
 from immunoplan.services.records.desensitization.inputs import FinishIn, PlanIn, SessionStartIn
 from immunoplan.services.records.desensitization.state import (
     locked_state,
@@ -188,6 +189,10 @@ def start_session(
             p = find_patient(s, inp.pseudo_id)
         drug = str(request["drug"])
         c = _course_for(s, p, drug, inp.session_on, inp.course_id, result)
+        bags = request.get("bags")
+        choice = cycle_choice_for(
+            s, c, inp.cycle_choice, inp.from_session_id, int(bags) if bags not in (None, "") else None
+        )
         sess = _open_session(
             s,
             c,
@@ -195,7 +200,7 @@ def start_session(
             drug,
             Decimal(str(request["dose_mg"])),
             result.get("scheme"),
-            {"request": request, "result": result, "replans": []},
+            {"request": request, "result": result, "replans": [], "cycle_choice": choice},
             result.get("basis"),
         )
         return {
@@ -204,6 +209,7 @@ def start_session(
             "course_id": c.id,
             "patient_id": p.id,
             "cycle": session_cycle(s, sess),
+            "cycle_choice": choice,
             "session_on": inp.session_on,
             "status": sess.status,
             "dosing_allowed": bool(result.get("dosing_allowed")),

@@ -12,6 +12,7 @@ from immunoplan.clinical.desensitization.premedication import premedication
 from immunoplan.errors import InvalidInput
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
+from immunoplan.services.records.desensitization.course import alert_text
 from immunoplan.services.records.desensitization.views import session_view
 from immunoplan.services.records.patients import latest_weight_kg
 
@@ -22,11 +23,7 @@ def _allergy_alert(p: m.Patient, course: m.Course | None, drug: str) -> str:
     plan = (course.plan or {}) if course is not None else {}
     index = plan.get("index_reaction") if isinstance(plan, Mapping) else None
     if isinstance(index, Mapping) and index:
-        parts = [str(index.get("drug") or drug)]
-        for key in ("grade", "phenotype", "date", "description"):
-            if index.get(key):
-                parts.append(f"{key} {index[key]}" if key in ("grade", "date") else str(index[key]))
-        return "drug allergy: " + ", ".join(parts)
+        return alert_text(index, drug)  # `course.record_index_reaction` stores it
     labels = [
         d.label or d.allergen or ""
         for d in p.diagnoses

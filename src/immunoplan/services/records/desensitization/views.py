@@ -193,6 +193,7 @@ def session_view(reg: Registry, session_id: int) -> dict[str, Any]:
             "pseudo_id": p.pseudo_id if p else "",
             "course_id": sess.course_id,
             "cycle": session_cycle(s, sess),
+            "cycle_choice": plan.get("cycle_choice"),
             "session_on": sess.session_on,
             "drug": sess.drug,
             "target_dose_mg": sess.target_dose_mg,
