@@ -10,11 +10,6 @@ Two rows per case:
   full run), and ours on the covariate-tail sample of the tests (`pkpd.reference.tail_sample`).
 - end to end: `simulate_population` (percentiles, per-patient summaries) against a per-patient LSODA loop
   (rtol 1e-6) on 20 patients, extrapolated.
-- compiled: the numba kernel `pkpd.kernel.simulate` (the default path of `simulate_population`; compiled or
-  loaded from numba's cache before timing), same rows: ratio against the same peer, against the numpy kernel
-  and against the arithmetic floor of issue 18 (FLOOR_S_PER_1E5: 0.15-0.3 s for 10^5 x 52 weeks on 2 cores;
-  the note prints time / 0.3 s scaled to n, i.e. "x above the floor"), and its accuracy (same columns).
-Wall and CPU time (time.process_time, all threads) are printed: the machine is shared.
 Peak RSS is the process maximum; the 1-minute load average is printed because the machine is shared.
 ``PKPD_BENCH_PEER_MAX`` (default 100000) caps the population size the peer is run at.
 """
@@ -28,7 +23,6 @@ import time
 import numpy as np
 
 from immunoplan.clinical.omalizumab import pkpd
-from immunoplan.clinical.omalizumab.pkpd import kernel as compiled
 from immunoplan.clinical.omalizumab.pkpd.reference import solve_population, tail_events, tail_sample
 from immunoplan.clinical.omalizumab.population import (
     Covariates,
@@ -45,7 +39,6 @@ ACCURACY_PATIENTS = 100
 PEER_DAYS = (1.0, 2.0, 3.0, 7.0, 28.0, 29.0, 30.0, 31.0, 182.0, 364.0)
 COVARIATES = Covariates((40.0, 120.0), (30.0, 700.0))
 KEYS = ("free_ige_ng_ml", "total_ige_ng_ml", "total_omalizumab_ug_ml")
-FLOOR_S_PER_1E5 = (0.15, 0.3)  # issue 18: operation count / what these 2 cores could do, + ~0.1 s percentiles
 
 
 def _peak_rss_mb() -> float:
@@ -64,13 +57,13 @@ def _worst(mine: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(mine[k] / ref[k] - 1.0))) for k in KEYS)
 
 
-def _tails_worst(integrate=pkpd.integrate) -> float:  # noqa: ANN001 - pkpd.integrate or kernel.integrate
+def _tails_worst() -> float:
     worst = 0.0
     for model in pkpd.MODELS:
         ind, dose = tail_sample(model)
         ev = tail_events(dose)
         _, ref, _ = solve_population(ind, ev, 56, record_days=np.arange(1, 57.0))
-        _, rec, _ = integrate(ind, ev, 56, record_every_steps=1)
+        _, rec, _ = pkpd.integrate(ind, ev, 56, record_every_steps=1)
         worst = max(worst, _worst({k: np.array([r[k] for r in rec])[1:] for k in KEYS}, ref))
     return worst
 
@@ -79,11 +72,7 @@ def run(report) -> None:  # noqa: ANN001 - benchmarks.__main__.Report
     events = pkpd.regular_regimen(300, 4, WEEKS)
     peer_max = int(os.environ.get("PKPD_BENCH_PEER_MAX", "100000"))
     cpus = default_threads()
-    t0 = time.perf_counter()
-    compiled.warm_up()
-    compile_s = time.perf_counter() - t0
     tails = _tails_worst()
-    tails_c = _tails_worst(compiled.integrate)
     # the first sampling block (population.BLOCK patients) is the same for every n >= BLOCK, so the first
     # ACCURACY_PATIENTS patients are the same in every case
     ref_ind = sample_population("lowe2009", COVARIATES, 10_000, seed=2026).take(slice(0, ACCURACY_PATIENTS))
@@ -91,14 +80,11 @@ def run(report) -> None:  # noqa: ANN001 - benchmarks.__main__.Report
     _, ref, _ = solve_population(ref_ind, events, DAYS, record_days=days)
     _, rec, _ = pkpd.integrate(ref_ind, events, DAYS, record_every_steps=1)
     ours = _worst({k: np.array([r[k] for r in rec])[1:] for k in KEYS}, ref)
-    _, rec_c, _ = compiled.integrate(ref_ind, events, DAYS, record_every_steps=1)
-    ours_c = _worst({k: np.array([r[k] for r in rec_c])[1:] for k in KEYS}, ref)
     at_peer_days = np.searchsorted(days, PEER_DAYS)
     ref_peer_days = {k: v[at_peer_days] for k, v in ref.items()}
     per_patient = None
     peers: dict[int, tuple[float | None, str]] = {}
     cases = [(10_000, default_threads(10_000))] + [(100_000, t) for t in sorted({1, cpus})]
-    ccpus = compiled.default_threads()
     for n, threads in cases:
         ind = sample_population("lowe2009", COVARIATES, n, seed=2026)
         np.testing.assert_array_equal(ind.ka[:ACCURACY_PATIENTS], ref_ind.ka)
@@ -137,26 +123,6 @@ def run(report) -> None:  # noqa: ANN001 - benchmarks.__main__.Report
                 f" re-stepped {st.refined_fraction():.1%} of patient-steps; load {load:.1f}"
             ),
         )
-        for c_threads in sorted({1, ccpus}) if threads == cpus or n < 100_000 else ():
-            load = os.getloadavg()[0]
-            st = pkpd.SolverStats()
-            t0, c0 = time.perf_counter(), time.process_time()
-            compiled.simulate(ind, events, DAYS, threads=c_threads, stats=st)
-            fast, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
-            floor = FLOOR_S_PER_1E5[1] * n / 100_000
-            report.add(
-                "pkpd",
-                f"compiled kernel {n:,} x {WEEKS} wk, {c_threads} thread(s)",
-                fast,
-                baseline=peer_s,
-                note=(
-                    f"{fast / floor:.1f}x above the floor ({floor:.2f} s, issue 18); {kernel / fast:.1f}x"
-                    f" faster than the numpy kernel ({threads} thread(s)); worst rel. error vs DOP853: "
-                    f"{ours_c:.1e} (every day, {ACCURACY_PATIENTS} patients; tails {tails_c:.1e}); cpu "
-                    f"{fast_cpu:.1f} s; re-stepped {st.refined_fraction():.1%}; first call in this process "
-                    f"{compile_s:.1f} s (compile or cache load); load {load:.1f}"
-                ),
-            )
         load = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         res = simulate_population(
