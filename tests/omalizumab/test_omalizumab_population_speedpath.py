@@ -60,15 +60,7 @@ def test_same_seed_same_percentiles_whatever_the_chunking_and_threads() -> None:
     events = pkpd.regular_regimen(300, 4, 8)
     runs = [
         pop.simulate_population(
-            ind,
-            events,
-            56,
-            model="lowe2009",
-            seed=9,
-            interval_days=28,
-            threads=t,
-            chunk_size=c,
-            engine="numpy",
+            ind, events, 56, model="lowe2009", seed=9, interval_days=28, threads=t, chunk_size=c
         )
         for t, c in ((1, None), (2, None), (1, 1500), (2, 97), (3, 256))
     ]
@@ -85,15 +77,7 @@ def test_online_summaries_equal_those_from_full_trajectories() -> None:
     ind = _mixed_patients()
     events = pkpd.regular_regimen(375, 2, 6)
     res = pop.simulate_population(
-        ind,
-        events,
-        42,
-        model="lowe2009",
-        interval_days=14,
-        record_every_days=1,
-        threads=2,
-        chunk_size=4,
-        engine="numpy",
+        ind, events, 42, model="lowe2009", interval_days=14, record_every_days=1, threads=2, chunk_size=4
     )
     _, rec, _ = pkpd.integrate(ind, events, 42, record_every_steps=1)
     free = np.array([r["free_ige_ng_ml"] for r in rec])  # (days + 1, patients)

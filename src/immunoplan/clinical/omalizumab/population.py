@@ -222,85 +222,6 @@ def _on_grid(t: float, every: float) -> bool:
     return abs(q - round(q)) < 1e-9
 
 
-def _grid(
-    ind: pkpd.Individuals,
-    events: Sequence[pkpd.DoseEvent],
-    days: Any,
-    interval_days: Any,
-    record_every_days: Any,
-) -> tuple[Decimal, float, list[Decimal], list[Decimal]]:
-    """Checked days, recording interval (days), trough and mid-interval days."""
-    days_d = Decimal(days)
-    check_range("days", days_d, 1, 3650, unit="days")
-    if record_every_days is None:  # daily for small runs; percentiles of big ones cost a sort each
-        record_every_days = 1 if ind.n <= 1000 else default_record_every_days(days_d)
-    every = float(check_range("record_every_days", Decimal(record_every_days), Decimal("0.125"), 365))
-    if every * pkpd.DEFAULT_STEPS_PER_DAY != int(every * pkpd.DEFAULT_STEPS_PER_DAY):
-        raise InvalidInput("record_every_days", "must be a whole number of base steps (1 day)")
-    ends, mids = interval_marks(events, days_d, None if interval_days is None else Decimal(interval_days))
-    return days_d, every, ends, mids
-
-
-def _simulate_kernel(
-    ind: pkpd.Individuals,
-    events: Sequence[pkpd.DoseEvent],
-    days: Any,
-    model: str,
-    seed: int | None,
-    interval_days: Any,
-    record_every_days: Any,
-    progress: Callable[[float], None] | None,
-    threads: int | None,
-) -> PopulationResult:
-    """`simulate_population` on the compiled kernel: summaries in the kernel, percentiles of each segment
-    of recording times on a background thread while the kernel goes on (numpy sorts release the GIL)."""
-    from immunoplan.clinical.omalizumab.pkpd import kernel
-
-    days_d, every, ends, mids = _grid(ind, events, days, interval_days, record_every_days)
-    spd = pkpd.DEFAULT_STEPS_PER_DAY
-    marks: dict[int, int] = {}
-    for x in ends:
-        marks[int(Decimal(x) * spd)] = marks.get(int(Decimal(x) * spd), 0) | kernel.MARK_TROUGH
-    for x in mids:
-        marks[int(Decimal(x) * spd)] = marks.get(int(Decimal(x) * spd), 0) | kernel.MARK_MID
-    targets = free_ige_targets_ng_ml()
-    total = float(days_d)
-    order = {"free_ige_ng_ml": 0, "total_ige_ng_ml": 1, "total_omalizumab_ug_ml": 2}
-    jobs: list[Future[list[dict[str, np.ndarray]]]] = []
-
-    def percentiles(values: np.ndarray) -> list[dict[str, np.ndarray]]:
-        return [_percentiles({k: values[order[k], r] for k in OBSERVABLES}) for r in range(values.shape[1])]
-
-    with ThreadPoolExecutor(1) as pool:
-
-        def on_records(t: np.ndarray, values: np.ndarray) -> None:
-            jobs.append(pool.submit(percentiles, values))
-            if progress is not None:
-                progress(float(t[-1]) / total)
-
-        res = kernel.simulate(
-            ind,
-            events,
-            days_d,
-            record_every_steps=int(round(every * spd)),
-            marks=marks,
-            targets=targets,
-            on_records=on_records,
-            threads=threads,
-        )
-        done = [d for j in jobs for d in j.result()]
-    series = {k: np.asarray([d[k] for d in done]) for k in OBSERVABLES}
-    per_patient = {
-        "nadir_free_ige_ng_ml": res.nadir,
-        "trough_free_ige_ng_ml": res.trough,
-        "mid_interval_free_ige_ng_ml": res.mid,
-    }
-    h = 1.0 / spd
-    for i, target in enumerate(targets):
-        per_patient[f"days_below_{target:g}_ng_ml"] = res.below_steps[i] * h
-    return PopulationResult(model, ind.n, seed, res.times, series, per_patient, targets, total)
-
-
 @dataclass
 class PopulationResult:
     model: str
@@ -325,25 +246,22 @@ def simulate_population(
     progress: Callable[[float], None] | None = None,
     threads: int | None = None,
     chunk_size: int | None = None,
-    engine: str = "kernel",
 ) -> PopulationResult:
     """Simulate every patient in ``ind`` and keep percentiles over time plus per-patient summaries.
 
-    ``engine`` "kernel" (default: the compiled kernel `pkpd.kernel`, float64) or "numpy" (the reference
-    implementation `pkpd.integrate`, float32 stages; agrees with the kernel to ~2e-4). ``threads``
-    (default: `pkpd.kernel.default_threads` / ``default_threads()``) and ``chunk_size`` (numpy only) change
-    the speed, not the results.
+    ``threads`` (default: ``default_threads()``) and ``chunk_size`` change the speed, not the results.
     """
-    if engine not in ("kernel", "numpy"):
-        raise InvalidInput("engine", "must be kernel or numpy", "kernel, numpy")
-    if engine == "kernel":
-        return _simulate_kernel(
-            ind, events, days, model, seed, interval_days, record_every_days, progress, threads
-        )
     threads = default_threads(ind.n) if threads is None else max(1, int(threads))
     if chunk_size is None:
         chunk_size = pkpd.balanced_chunk_size(ind.n, threads)
-    days_d, every, ends, mids = _grid(ind, events, days, interval_days, record_every_days)
+    days_d = Decimal(days)
+    check_range("days", days_d, 1, 3650, unit="days")
+    if record_every_days is None:  # daily for small runs; percentiles of big ones cost a sort each
+        record_every_days = 1 if ind.n <= 1000 else default_record_every_days(days_d)
+    every = float(check_range("record_every_days", Decimal(record_every_days), Decimal("0.125"), 365))
+    if every * pkpd.DEFAULT_STEPS_PER_DAY != int(every * pkpd.DEFAULT_STEPS_PER_DAY):
+        raise InvalidInput("record_every_days", "must be a whole number of base steps (1 day)")
+    ends, mids = interval_marks(events, days_d, None if interval_days is None else Decimal(interval_days))
     h = 1.0 / pkpd.DEFAULT_STEPS_PER_DAY
     total = float(days_d)
     with ThreadPoolExecutor(1) as pool:

@@ -285,26 +285,23 @@ def initial_state(ind: Individuals) -> State:
 
 
 class ComplexWork:
-    """Scratch buffers of the binding solve (`complex_into`) for n patients: float32 (the fast default), or
-    float64 (``dtype``; the reference the compiled kernel is compared with)."""
+    """Float32 scratch buffers of the binding solve (`complex_into`) for n patients."""
 
-    def __init__(self, n: int, dtype: Any = np.float32) -> None:
-        self.dtype = np.dtype(dtype).type
-
+    def __init__(self, n: int) -> None:
         def f32() -> np.ndarray:
-            return np.empty(n, dtype=dtype)
+            return np.empty(n, dtype=np.float32)
 
         self.x32, self.e32, self.k32, self.s32, self.d32, self.t32 = (f32() for _ in range(6))
         # floors as arrays: np.maximum with an array is ~4x faster than with a scalar (SIMD loop)
-        self.zero32 = np.zeros(n, dtype=dtype)
-        self.tiny32 = np.full(n, 1e-12, dtype=dtype)
+        self.zero32 = np.zeros(n, dtype=np.float32)
+        self.tiny32 = np.full(n, 1e-12, dtype=np.float32)
 
 
 def _to32(src: np.ndarray, out: np.ndarray, floor: np.ndarray) -> np.ndarray:
     """max(src, floor) as float32 into ``out`` (``floor``: a float32 array of one value). Clamping after the
     cast equals clamping before it (rounding is monotone and the floors are kept) and is several times
     cheaper than a casting ``np.maximum``."""
-    if src.dtype == out.dtype:
+    if src.dtype == np.float32:
         np.maximum(src, floor, out=out)
     else:
         np.copyto(out, src, casting="same_kind")
@@ -323,21 +320,20 @@ def complex_into(
     """`_complex_and_k` in float32 buffers: the complex into ``c`` (float32 or float64), k into ``k_out``
     (default: a scratch buffer), which is returned."""
     s, d, t = w.s32, w.d32, w.t32
-    ft = w.dtype
     x = _to32(xt, w.x32, w.zero32)  # an RK stage may undershoot zero; no drug means no complex
     e = _to32(et, w.e32, w.tiny32)
     k = w.k32 if k_out is None else k_out
     np.divide(x, e, out=k)
-    k += ft(1e-30)  # XT = 0 gives X_C = 0 whatever Kd is; the floor only avoids log(0)
+    k += np.float32(1e-30)  # XT = 0 gives X_C = 0 whatever Kd is; the floor only avoids log(0)
     np.log(k, out=k)
-    k *= ft(ind.alpha)
+    k *= np.float32(ind.alpha)
     np.exp(k, out=k)
-    k *= ind.kd_vfac32 if ft is np.float32 else ind.kd_vfac
+    k *= ind.kd_vfac32
     # X_C = XT ET / (S/2 + sqrt(D/4)) with D/4 = ((XT - ET + k)/2)^2 + ET k and S/2 = (XT - ET + k)/2 + ET:
     # the same root as above with every term of D non-negative (no cancellation), in fewer passes.
     np.subtract(x, e, out=d)
     d += k
-    d *= ft(0.5)
+    d *= np.float32(0.5)
     np.multiply(d, d, out=t)
     np.multiply(e, k, out=s)
     t += s

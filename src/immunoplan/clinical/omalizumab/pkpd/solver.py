@@ -94,7 +94,6 @@ def integrate(
     chunk_size: int | None = None,
     threads: int = 1,
     stats: SolverStats | None = None,
-    precision: str = "float32",
 ) -> tuple[np.ndarray, list[dict[str, np.ndarray]], State]:
     """Integrate all patients from day 0 to ``days`` on a base grid of 1/steps_per_day day.
 
@@ -106,13 +105,8 @@ def integrate(
     individuals)`` is called for each chunk ``i`` (on the worker threads) and then ``on_step(t, states,
     individuals)`` with all per-chunk states; with ``record_every_steps`` the observables at t = 0,
     k*record_every_steps base steps ... are returned. ``stats`` (a `SolverStats`) is filled in if given.
-    ``precision`` "float32" (default: the stages in float32, fastest in numpy) or "float64" (everything in
-    float64: the reference the compiled kernel `pkpd.kernel` is tested against). Dose days must lie on the
-    base grid.
+    Dose days must lie on the base grid.
     """
-    if precision not in ("float32", "float64"):
-        raise InvalidInput("precision", "must be float32 or float64", "float32, float64")
-    dtype = np.float32 if precision == "float32" else np.float64
     n_steps_dec = Decimal(days) * steps_per_day
     if n_steps_dec != n_steps_dec.to_integral_value() or n_steps_dec < 0:
         raise InvalidInput("days", f"must be a non-negative multiple of 1/{steps_per_day} day")
@@ -132,7 +126,7 @@ def integrate(
     bounds = [(a, min(a + chunk_size, ind.n)) for a in range(0, ind.n, chunk_size)] or [(0, 0)]
     inds = [ind.take(slice(a, b)) for a, b in bounds]
     states = [initial_state(c) for c in inds]
-    steppers = [_Stepper(c, h, tol, dtype) for c in inds]
+    steppers = [_Stepper(c, h, tol) for c in inds]
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(inds) > 1 else None
 
     def run(tasks: list[Callable[[], Any]]) -> list[Any]:
@@ -173,7 +167,7 @@ def integrate(
             for stp in steppers:
                 stats.max_error = max(stats.max_error, stp.accepted_max)
             if any(p.size for p, _ in picks):
-                _refine(picks, steppers, states, inds, h, tol, run, stats, chunk_size, dtype)
+                _refine(picks, steppers, states, inds, h, tol, run, stats, chunk_size)
                 if on_chunk is not None:
                     run(
                         [
@@ -222,7 +216,6 @@ def _refine(
     run: Callable[[list[Callable[[], Any]]], list[Any]],
     stats: SolverStats,
     chunk_size: int,
-    dtype: Any = np.float32,
 ) -> None:
     """Re-step the picked patients of all chunks from the start of the base step: pooled by sub-step count
     m (negative: graded grid, see GRADE_LEVELS, with sub-steps of at most h/|m|), each sub-step with the
@@ -252,10 +245,7 @@ def _refine(
                 )
                 groups.append((m, sel, sub))
         results = run(
-            [
-                functools.partial(_sub_steps, sub, [v[sel] for v in start], h, m, tol, dtype)
-                for m, sel, sub in groups
-            ]
+            [functools.partial(_sub_steps, sub, [v[sel] for v in start], h, m, tol) for m, sel, sub in groups]
         )
         again = []
         for (m, sel, _), (st, err) in zip(groups, results, strict=True):
@@ -285,7 +275,7 @@ def _refine(
 
 
 def _sub_steps(
-    ind: Individuals, start: list[np.ndarray], h: float, m: int, tol: float, dtype: Any = np.float32
+    ind: Individuals, start: list[np.ndarray], h: float, m: int, tol: float
 ) -> tuple[State, np.ndarray]:
     """m sub-steps of h/m from ``start`` (depot, xt, et), or for m < 0 the graded grid of GRADE_LEVELS
     with its intervals split into sub-steps of at most h/|m|; returns the state and the sum of the
@@ -299,7 +289,7 @@ def _sub_steps(
         plan = [(s / split, split) for s in sizes]
     err = np.zeros(ind.n)
     for size, count in plan:
-        stp = _Stepper(ind, size, tol, dtype)
+        stp = _Stepper(ind, size, tol)
         for _ in range(count):
             stp.step(st)
             err += stp.err
@@ -323,11 +313,11 @@ def concat_observables(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarr
 class _Work(ComplexWork):
     """Float32 scratch buffers of one stepper (one chunk), reused at every step: no per-step allocation."""
 
-    def __init__(self, n: int, dtype: Any = np.float32) -> None:
-        super().__init__(n, dtype)
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
 
         def f32() -> np.ndarray:
-            return np.empty(n, dtype=dtype)
+            return np.empty(n, dtype=np.float32)
 
         self.xa, self.y, self.c, self.xf, self.ef, self.tmp, self.q = (f32() for _ in range(7))
         self.dx, self.de, self.e1, self.e2, self.y4 = (f32() for _ in range(5))
@@ -348,10 +338,10 @@ class _Stepper:
     XT, dET/dt and stiffness at the new state, and ``err`` the step's error estimate divided by ``tol``.
     """
 
-    def __init__(self, ind: Individuals, h: float, tol: float, dtype: Any = np.float32) -> None:
+    def __init__(self, ind: Individuals, h: float, tol: float) -> None:
         self.ind, self.h = ind, h
         n = ind.n
-        f32 = self.dtype = np.dtype(dtype).type
+        f32 = np.float32
         to_nmol = 1000.0 / ind.mw_x
         # XT + depot absorbed so far: B(t + s) - depot left = XT + depot (1 - exp(-ka s)) in nmol
         self.absorbed_full = -np.expm1(-ind.ka * h) * to_nmol
@@ -365,7 +355,7 @@ class _Stepper:
         self.vfac = ((ind.v_x / ind.v_c - 1.0) * (h / 6.0)).astype(f32)
         self.inv_tol = f32(1.0 / tol)
         self.ka_h = ind.ka * h
-        self.w = _Work(n, dtype)
+        self.w = _Work(n)
         self.f64 = np.empty(n)  # float32 -> float64 staging (mixed-type ufuncs are 3x slower)
         self.zero64 = np.zeros(n)
         self.err = np.zeros(n, dtype=f32)
@@ -446,8 +436,8 @@ class _Stepper:
     def _first_stage(self, st: State) -> None:
         """Complex, Kd term and rates at the state into st.c/k/dx/de/lam (when a step did not leave them)."""
         w, n = self.w, self.ind.n
-        st.c, st.k = np.empty(n, dtype=self.dtype), np.empty(n, dtype=self.dtype)
-        st.dx, st.de, st.lam = (np.empty(n, dtype=self.dtype) for _ in range(3))
+        st.c, st.k = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+        st.dx, st.de, st.lam = (np.empty(n, dtype=np.float32) for _ in range(3))
         complex_into(st.xt, st.et, self.ind, st.c, w, st.k)
         self._rates(st.xt, st.et, st.c, st.lam, st.k)
         st.dx[:], st.de[:] = w.dx, w.de
@@ -455,7 +445,7 @@ class _Stepper:
     def step(self, st: State) -> None:
         """One step of st (in place), with the error estimate into self.err."""
         ind, w = self.ind, self.w
-        f32 = self.dtype
+        f32 = np.float32
         h = self.h
         hh, h6 = f32(0.5 * h), f32(h / 6.0)
         if st.dx is None or st.c is None or st.k is None:
