@@ -36,6 +36,12 @@ def record(
     given_at: str = GIVEN_AT_OPT,
     site: str = typer.Option(None, "--site", help="Injection site(s)."),
     lot: str = typer.Option(None, "--lot", help="Lot number."),
+    expiry: str = typer.Option(
+        None, "--expiry", help="Expiry date of the syringe lot, YYYY-MM-DD (expired: refused)."
+    ),
+    observed_minutes: str = typer.Option(
+        None, "--observed-minutes", help="Observation after the dose (min)."
+    ),
     *,
     call: RegistryCall,
 ) -> None:
@@ -43,7 +49,14 @@ def record(
     from immunoplan.services.records import omalizumab
 
     data = validated(
-        omalizumab.OmalizumabDoseIn, course_id=course, dose_mg=dose_mg, given_at=given_at, site=site, lot=lot
+        omalizumab.OmalizumabDoseIn,
+        course_id=course,
+        dose_mg=dose_mg,
+        given_at=given_at,
+        site=site,
+        lot=lot,
+        expiry_on=expiry,
+        observed_minutes=observed_minutes,
     )
     call.emit(call.write(omalizumab.record_dose, data), _render)
 
