@@ -71,7 +71,7 @@ def test_pharmacy_sheet_of_a_session(registry: Registry) -> None:
         "1961-04-12",
         "64 kg",
         "2026-12-01",
-        "session 1 of course",
+        "<b>Cycle:</b> 1 of course",
         "DRUG ALLERGY ALERT: drug allergy: oxaliplatin",
         "glucose 5 % ONLY",
         "sodium chloride 0.9 %",

@@ -247,7 +247,7 @@ async def omalizumab_dose_submit(request: Request, patient_id: int, course_id: i
         f.errors["form"] = conflict_message(exc)
         return _course_page(request, patient_id, course_id, dose_form=f, status_code=409)
     except InvalidInput as exc:
-        f.fail(exc, known=("dose_mg", "given_at", "site", "lot"))  # a course-level refusal: on the form
+        f.fail(exc, known=("dose_mg", "given_at", "site", "lot", "expiry_on"))  # else: on the form
         return _course_page(request, patient_id, course_id, dose_form=f, status_code=422)
     target = f"/patients/{patient_id}/courses/{course_id}?recorded={row['id']}"
     return RedirectResponse(target, status_code=303)

@@ -38,6 +38,8 @@ SHEETS = {
     "rdd-pharmacy": "Pharmacy preparation sheet",
     "rdd-nursing": "Nursing sheet",
 }
+#: planning-form fields a link may prefill (the course page's "plan this cycle" links), nothing is saved
+PREFILL = ("drug", "dose_mg", "bags", "bag_volume_ml", "final_rate_ml_h", "cycle_choice", "from_session_id")
 #: form fields that are not part of an input model
 NOT_INPUT = (forms.IDEMPOTENCY_FIELD, "action")
 #: treatment rows on the reaction form (fields ``tr_<drug|dose|unit|route|given_at>_<row>``)
@@ -103,9 +105,10 @@ def _form_context(request: Request, patient_id: int, f: forms.FormState) -> dict
     include_in_schema=False,
 )
 async def plan_form(request: Request, patient_id: int) -> Response:
-    f = forms.FormState(
-        {"bag_volume_ml": "250", "bags": "3", "session_on": today().isoformat(), "start": "09:00"}
-    )
+    """The planning form; the course page's next-cycle links prefill it (``PREFILL`` query parameters)."""
+    defaults = {"bag_volume_ml": "250", "bags": "3", "session_on": today().isoformat(), "start": "09:00"}
+    defaults.update({k: v for k, v in request.query_params.items() if k in PREFILL and v})
+    f = forms.FormState(defaults)
     return render(request, "desens_new.html", _form_context(request, patient_id, f))
 
 
@@ -186,6 +189,7 @@ def _session_context(request: Request, session_id: int, **extra: Any) -> dict[st
         "sheets": SHEETS,
         "errors": {},
         "message": None,
+        "sent": {"form": None, "values": {}, "findings": []},
     }
     ctx.update(extra)
     return ctx
@@ -219,10 +223,21 @@ async def session_page(request: Request, session_id: int) -> Response:
     return render(request, "desens_session.html", _session_context(request, session_id))
 
 
-def _refused(request: Request, session_id: int, exc: InvalidInput | Conflict, block: str) -> Response:
-    """The session page with the refusal's message (422 invalid input, 409 conflict); nothing was saved."""
+def _sent(block: str, raw: dict[str, str]) -> dict[str, Any]:
+    """What the refused form held, to show it again as typed (``form`` names the form's block)."""
+    findings = raw.get("findings[]", raw.get("findings", ""))
+    return {"form": block, "values": raw, "findings": [x for x in findings.split(",") if x]}
+
+
+def _refused(
+    request: Request, session_id: int, exc: InvalidInput | Conflict, block: str, raw: dict[str, str]
+) -> Response:
+    """The session page with the refusal's message (422 invalid input, 409 conflict) and the refused form
+    filled in as it was typed; nothing was saved."""
     status = 409 if isinstance(exc, Conflict) else 422
-    ctx = _session_context(request, session_id, errors={exc.field: _message(exc)}, message=_message(exc))
+    ctx = _session_context(
+        request, session_id, errors={exc.field: _message(exc)}, message=_message(exc), sent=_sent(block, raw)
+    )
     return render(
         request, "desens_session.html", ctx, status_code=status, block=block if is_htmx(request) else None
     )
@@ -246,7 +261,7 @@ async def _write(
             registry_of(request), actor_of(request), inp, idempotency_key=forms.idempotency_key(request, f)
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session_id, exc, block)
+        return _refused(request, session_id, exc, block, f.raw)
     if is_htmx(request):
         return render(request, "desens_session.html", _session_context(request, session_id), block=block)
     return RedirectResponse(f"/desensitization/{session_id}", status_code=303)

@@ -1,10 +1,11 @@
 """What a session's printed sheets show (`sheet_data`): the stored plan with the patient header (name, MRN,
 birth date, weight, drug-allergy alert, date, cycle), the premedication of the stored request and the
-session's reactions (step, time, grade, treatment). Nothing is written."""
+session's reactions (step, time, grade, findings, treatment). Nothing is written."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from immunoplan import clock
@@ -39,9 +40,11 @@ def _treatment_text(t: Any) -> str:
         return ""
     if isinstance(t, str):
         return t
-    if isinstance(t, Mapping):
-        return " ".join(str(t[k]) for k in ("drug", "dose", "route") if t.get(k)) + (
-            f" at {t['given_at']}" if t.get("given_at") else ""
+    if isinstance(t, Mapping):  # "salbutamol 8 puffs inhaled at 12:20" (the dose with its unit, clinic time)
+        at = t.get("given_at")
+        when = clock.local(at).strftime("%H:%M") if isinstance(at, datetime) else at
+        return " ".join(str(t[k]) for k in ("drug", "dose", "unit", "route") if t.get(k)) + (
+            f" at {when}" if when else ""
         )
     if isinstance(t, (list, tuple)):
         return "; ".join(_treatment_text(x) for x in t)
@@ -89,6 +92,7 @@ def sheet_data(reg: Registry, session_id: int) -> dict[str, Any]:
             "time": clock.format_local(r["onset_at"]) if r.get("onset_at") else "",
             "grade": r["grade"],
             "scale": r["scale"],
+            "findings": [str(f).replace("_", " ") for f in r.get("findings") or ()],
             "treatment": _treatment_text(r.get("treatments") or r.get("treatment")),
         }
         for r in v["reactions"]
