@@ -18,7 +18,7 @@ from immunoplan.jsonable import to_jsonable
 from immunoplan.registry import models as m
 from immunoplan.registry.db import Registry
 from immunoplan.services.inputs import validate
-from immunoplan.services.records.common import as_input, columns
+from immunoplan.services.records.common import as_input, columns, plain_decimal
 from immunoplan.services.records.desensitization.inputs import (
     VITAL_SIGN_FIELDS,
     BreakthroughFields,
@@ -237,6 +237,27 @@ def _refuse_stale_or_unplanned(
         )
 
 
+def _count_the_part_given(
+    s: Session,
+    state: rules.SessionState,
+    planned: rules.PlannedStep,
+    step_id: int,
+    minutes_into_step: Decimal | None,
+) -> None:
+    """The reaction step's cumulative dose counts the part infused before the infusion stopped (its
+    minutes into the step / the step's minutes of its dose), so the dose given of a session stopped there is
+    what ran; a continuation's steps carry their own cumulative dose (`breakthrough.resume`). Without the
+    minutes into the step, a step marked given counts whole."""
+    if minutes_into_step is None or planned.minutes <= 0:
+        return
+    row = s.get(m.DesensitizationStep, step_id)
+    if row is None:  # pragma: no cover - the step was just read or written in this transaction
+        return
+    before = cumulative_dose_mg(state, planned.replan_no, planned.step_no, planned.dose_mg, "stopped")
+    part = planned.dose_mg * min(Decimal(minutes_into_step) / planned.minutes, Decimal(1))
+    row.cumulative_dose_mg = plain_decimal(before + part)
+
+
 def _stopped_step(
     s: Session,
     sess: m.DesensitizationSession,
@@ -327,6 +348,7 @@ def record_breakthrough(
         # the reaction came as the next step began (nothing recorded there yet): that step is recorded stopped
         step = recorded or _stopped_step(s, sess, state, planned, inp, onset)
         step_id = step.id
+        _count_the_part_given(s, state, planned, step_id, inp.minutes_into_step)
         reaction = add_reaction(
             s,
             p,
