@@ -277,3 +277,13 @@ def test_a_cluster_visit_complete_refuses_a_fourth_injection_the_same_day(reg: R
         with pytest.raises(InvalidInput) as e:
             _give(reg, cid, "10:30", "0.1", vial="1")
     assert e.value.field == "given_at" and "visit-complete" in str(e.value) and _count(reg) == 3
+
+
+def test_a_pre_injection_answer_longer_than_a_word_is_refused_by_the_input_model() -> None:
+    from immunoplan.services.inputs import validate
+
+    with pytest.raises(InvalidInput) as e:
+        validate(
+            inj.InjectionIn, {"course_id": 1, "dose_ml": "0.1", "checks": {"fever_infection": "y" * 10**5}}
+        )
+    assert e.value.field == "checks.fever_infection" and str(inj.CHECK_ANSWER_MAX_CHARS) in e.value.accepted

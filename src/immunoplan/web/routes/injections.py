@@ -140,8 +140,8 @@ def _fields(f: forms.FormState, names: tuple[str, ...]) -> dict[str, Any]:
 INJECTION_FIELDS = tuple(n for n in svc.InjectionIn.model_fields if n not in ("course_id", "checks"))
 #: the pre-injection check's form fields: ``check.<question id>`` (yes/no radios, numbers)
 CHECK_PREFIX = "check."
-#: an answer is a word or a number: longer text is refused at the form (before the service echoes it back)
-CHECK_ANSWER_MAX_CHARS = 32
+#: an answer is a word or a number (the input model's bound): longer text is that question's error
+CHECK_ANSWER_MAX_CHARS = svc.CHECK_ANSWER_MAX_CHARS
 
 
 def _question_ids() -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from immunoplan.services.records.injections.history import (
     recompute_next_due,
 )
 from immunoplan.services.records.injections.inputs import (
+    CHECK_ANSWER_MAX_CHARS,
     ENGINE_SCALES,
     IMMUNOTHERAPY_KINDS,
     LOCAL_SCALE,
@@ -62,6 +63,7 @@ from immunoplan.services.records.injections.recording import (
 __all__ = [
     "AMENDABLE",
     "CLINIC_TIME",
+    "CHECK_ANSWER_MAX_CHARS",
     "ENGINE_SCALES",
     "IMMUNOTHERAPY_KINDS",
     "LOCAL_SCALE",

@@ -24,6 +24,9 @@ IMMUNOTHERAPY_KINDS = ("SCIT", "RIT", "cluster", "OIT")
 ENGINE_SCALES = vocabularies.SCIT_ADJUSTMENT_SCALES
 LOCAL_SCALE = "local-size"
 RECORDING = "registry_recording"
+#: a pre-injection check answer is a word or a number, its name a question id: longer text is not one
+CHECK_ANSWER_MAX_CHARS = 32
+CHECK_NAME_MAX_CHARS = 64
 
 
 class InjectionIn(InputModel):
@@ -46,7 +49,13 @@ class InjectionIn(InputModel):
     observed_minutes: int | None = limit("observed_minutes").pydantic(None)
     override_reason: str | None = Field(None, max_length=500)
     vial_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    checks: dict[str, str] | None = Field(None, max_length=32)
+    checks: (
+        dict[
+            Annotated[str, Field(max_length=CHECK_NAME_MAX_CHARS)],
+            Annotated[str, Field(max_length=CHECK_ANSWER_MAX_CHARS)],
+        ]
+        | None
+    ) = Field(None, max_length=32)
     dose: Decimal | None = Field(None, gt=0, le=10**9)
     dose_unit: str | None = Field(None, max_length=16)
     phase: Annotated[str | None, one_of(vocabularies.INJECTION_PHASES)] = choice_field(
