@@ -298,3 +298,13 @@ def test_a_dose_above_the_new_vial_dose_is_recorded_with_a_reason(reg: Registry)
         stored = s.get(m.Injection, full["id"])
         assert stored is not None and stored.checks is not None
         assert [o["kind"] for o in stored.checks["overridden"]] == ["dose-above-due"]
+
+
+def test_one_print_has_at_most_the_label_limit(reg: Any) -> None:
+    """A list of vial ids longer than ten A4 sheets is refused before any work (``vial_labels_per_print``)."""
+    from immunoplan.reference.limits import limit
+
+    most = int(limit("vial_labels_per_print").high or 0)
+    with pytest.raises(InvalidInput) as e:
+        vials.label_rows(reg, vial_ids=["1"] * (most + 1))
+    assert e.value.field == "vial_id" and f"1 to {most}" in e.value.accepted

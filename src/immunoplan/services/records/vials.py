@@ -245,6 +245,11 @@ def label_rows(
     ``vial-expired``): naming one is refused (``vial_id``)."""
     if not vial_ids and patient_id in (None, ""):
         raise InvalidInput("vial_id", "which vials?", "one or more vial ids, or a patient")
+    most = int(limit("vial_labels_per_print").high or 0)
+    if len(vial_ids) > most:
+        raise InvalidInput(
+            "vial_id", f"{len(vial_ids)} labels asked for in one print", f"1 to {most} vial ids"
+        )
     today = clock.today()
     with reg.session() as s:
         owner = None if patient_id in (None, "") else patient_by_id(s, patient_id)

@@ -93,13 +93,14 @@ async def vial_submit(request: Request, patient_id: int) -> Response:
 
 
 @router.get(f"{PAGE}/labels.pdf", dependencies=[permit("vial.labels")], include_in_schema=False)
-async def vial_labels_pdf(
+def vial_labels_pdf(
     request: Request,
     patient_id: int,
     layout: str = "label",
     vial: list[str] = Query(default=[]),
 ) -> Response:
-    """The chosen vials' labels (none chosen: all the patient's vials in date) as a PDF download."""
+    """The chosen vials' labels (none chosen: all the patient's vials in date) as a PDF download. A plain
+    ``def``: FastAPI runs it in its thread pool, so rendering the PDF never blocks the event loop."""
     patient_or_404(request, patient_id)
     if layout not in vial_labels.LAYOUTS:
         message = f"layout: unknown layout {layout[:20]!r} (accepted: {', '.join(vial_labels.LAYOUTS)})"
