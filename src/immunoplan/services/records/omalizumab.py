@@ -13,7 +13,7 @@ recorded (entries not voided) is a `Conflict` naming the first record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from immunoplan import clock, reference
+from immunoplan import clock
 from immunoplan.errors import Conflict, InvalidInput
 from immunoplan.reference.limits import limit
 from immunoplan.registry import models as m
@@ -50,6 +50,7 @@ from immunoplan.services.records.fields import (
     local_row,
     refuse_future_instant,
 )
+from immunoplan.services.records.vials import refuse_expired
 
 USE_CASE = "record_omalizumab"
 Row = m.OmalizumabAdministration
@@ -75,19 +76,6 @@ def observation_for(s: Session, patient_id: int) -> dict[str, Any]:
     given = len(live_rows(s, Row, Row.patient_id == patient_id))
     minutes, basis = omalizumab_observation_minutes(given + 1)
     return {"dose_number": given + 1, "minutes": minutes, "basis": basis.to_dict()}
-
-
-def _refuse_expired_syringe(expiry_on: date | None, when: datetime) -> None:
-    """A syringe lot past its expiry date on the day given is refused (``registry_recording`` vial rule
-    ``vial-expired``, the same rule as allergen vials)."""
-    day = clock.local_date(when)
-    if expiry_on is not None and expiry_on < day:
-        r = reference.load("registry_recording")["vial_rules"]["vial-expired"]
-        raise InvalidInput(
-            "expiry_on",
-            f"the syringe lot expired on {expiry_on.isoformat()} (rule {r['id']}: {r['text']})",
-            f"a lot expiring on or after {day.isoformat()}",
-        )
 
 
 def same_minute_administration(
@@ -173,7 +161,8 @@ def record_dose(
     d = as_input(OmalizumabDoseIn, data)
     when = d.given_at or clock.now()
     refuse_future_instant("given_at", when)
-    _refuse_expired_syringe(d.expiry_on, when)
+    if d.expiry_on is not None:
+        refuse_expired("expiry_on", d.expiry_on, clock.local_date(when), what="syringe lot")
 
     def fn(s: Session) -> dict[str, Any]:
         c = _planned_course(s, d.course_id, patient_id=patient_id)

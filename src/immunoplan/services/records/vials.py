@@ -84,14 +84,16 @@ def strength_of(product_id: str, concentration: str) -> tuple[int, str, str]:
     )
 
 
-def _refuse_expired(field: str, expiry_on: date, on: date) -> None:
+def refuse_expired(field: str, expiry_on: date, on: date, *, what: str = "vial") -> None:
+    """``registry_recording`` ``vial-expired``: a vial (or an omalizumab syringe lot, ``what``) past its
+    expiry date on clinic date ``on`` is refused, naming ``field``."""
     if expiry_on < on:
         r = vial_rule("vial-expired")
         raise InvalidInput(
             field,
-            f"the vial expired on {expiry_on.isoformat()} (rule {r['id']}: {r['text']}; {r['status']}, "
+            f"the {what} expired on {expiry_on.isoformat()} (rule {r['id']}: {r['text']}; {r['status']}, "
             f"{r['source']})",
-            f"a vial expiring on or after {on.isoformat()}",
+            f"a {what} expiring on or after {on.isoformat()}",
         )
 
 
@@ -118,7 +120,7 @@ def add_vial(
         )
     number, label, colour = strength_of(v.product_id, v.concentration)
     today = clock.today()
-    _refuse_expired("expiry_on", v.expiry_on, today)
+    refuse_expired("expiry_on", v.expiry_on, today)
     if v.opened_on is not None and v.opened_on > today:
         raise InvalidInput("opened_on", f"{v.opened_on.isoformat()} is in the future", "today or earlier")
     if v.opened_on is not None and v.opened_on > v.expiry_on:
@@ -195,7 +197,7 @@ def vial_for_injection(s: Session, vial_id: int, course: m.Course, on: date) -> 
             f"vial {v.id} holds {v.product_id}, the course is {course.product_id}",
             "a vial of the course's product",
         )
-    _refuse_expired("vial_id", v.expiry_on, on)
+    refuse_expired("vial_id", v.expiry_on, on)
     return v
 
 
@@ -261,7 +263,7 @@ def label_rows(
                 if v is None or v.voided or (owner is not None and v.patient_id != owner.id):
                     whose = f" of patient {owner.id}" if owner is not None else ""
                     raise InvalidInput("vial_id", f"no vial {vid}{whose}", "a vial id printed by `vial list`")
-                _refuse_expired("vial_id", v.expiry_on, today)
+                refuse_expired("vial_id", v.expiry_on, today)
                 chosen.append(v)
         else:
             assert owner is not None
