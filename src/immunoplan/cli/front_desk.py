@@ -148,7 +148,7 @@ def reminders(
 ) -> None:
     """Reminders of due immunotherapy visits: an .ics file (per patient with --patient; no clinical detail)
     and/or a mail-merge CSV (docs/injection-day.md lists its columns)."""
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from immunoplan import clock
     from immunoplan.services.records import front_desk
@@ -170,7 +170,7 @@ def reminders(
             raise InvalidInput(flag, exc.reason, exc.accepted) from None
         if csv is not None:
             out["csv"] = _write_file("--csv", csv, front_desk.reminders_csv_text(rows))
-        start = date.fromisoformat(on[:10]) if on else clock.today()
+        start = clock.parse_date("--on", on) if on else clock.today()
         return {
             "from": start.isoformat(),
             "to": (start + timedelta(days=days_ahead)).isoformat(),
